@@ -1,0 +1,25 @@
+"""Default values, in one place so that they are easy to find and to change."""
+
+REDIS_URL = "redis://localhost:6379/0"
+GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
+GRAPH_AUTHORITY = "https://login.microsoftonline.com"
+SF_API_VERSION = "62.0"
+
+HOST = "0.0.0.0"  # noqa: S104 - the receiver must be reachable by Graph
+PORT = 8000
+
+# The receiver.
+MAX_BODY_BYTES = 1024 * 1024  # DESIGN §3.2: 413 over 1 MiB
+MAX_ITEMS_PER_REQUEST = 1000
+DEDUPE_TTL_SECONDS = 6 * 3600  # Graph retries for up to 4 h; keep keys a little longer
+REGISTRY_REFRESH_SECONDS = 10.0  # the receiver's in-memory copy of the subscription registry
+REGISTRY_MISS_REFRESH_SECONDS = 1.0  # at most one reload a second on unknown ids
+
+# Queues and jobs.
+QUEUE = "ingest"
+JOB_TIMEOUT_SECONDS = 300
+JOB_RESULT_TTL_SECONDS = 24 * 3600
+JOB_RETRY_INTERVALS = (10, 60, 300)
+
+# Redis key prefix for everything the product stores.
+KEY_PREFIX = "ingest"

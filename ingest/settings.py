@@ -1,0 +1,211 @@
+"""The product's settings: read once from the environment into one frozen object."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ingest import defaults
+from ingest.exceptions import ConfigurationError
+
+SECRET_FIELDS = frozenset(
+    {"graph_client_secret", "sf_client_secret", "secret_key"},
+)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback addresses, the only hosts allowed plain http."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None, schemes: set[str]) -> str | None:
+    raw = env.get(name, "").strip() or default
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not parts.netloc:
+        allowed = ", ".join(sorted(schemes))
+        raise ConfigurationError(name, f"must be a URL with scheme {allowed}")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigurationError(name, "must use https (plain http is allowed on loopback only)")
+    return raw.rstrip("/")
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file():
+        raise ConfigurationError(name, f"no readable file at {raw}")
+    return path
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(name, f"must be at least {minimum}")
+    return value
+
+
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+
+
+def _str(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, validated; secrets are hidden from repr."""
+
+    redis_url: str = defaults.REDIS_URL
+    public_url: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+
+    graph_tenant_id: str | None = None
+    graph_client_id: str | None = None
+    graph_client_secret: str | None = field(default=None, repr=False)
+    graph_client_certificate_path: Path | None = None
+    graph_base_url: str = defaults.GRAPH_BASE_URL
+    graph_authority: str = defaults.GRAPH_AUTHORITY
+    graph_encryption_cert_path: Path | None = None
+    graph_encryption_key_path: Path | None = None
+    graph_allowed_tenants: tuple[str, ...] = ()
+
+    sf_instance_url: str | None = None
+    sf_client_id: str | None = None
+    sf_client_secret: str | None = field(default=None, repr=False)
+    sf_username: str | None = None
+    sf_private_key_path: Path | None = None
+    sf_api_version: str = defaults.SF_API_VERSION
+
+    ca_bundle: Path | None = None
+    policy_file: Path | None = None
+    internal_domains: tuple[str, ...] = ()
+
+    max_body_bytes: int = defaults.MAX_BODY_BYTES
+    dedupe_ttl_seconds: int = defaults.DEDUPE_TTL_SECONDS
+    queue: str = defaults.QUEUE
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment; a bad value raises ConfigurationError."""
+        env = os.environ if environ is None else environ
+        redis_url = _url(env, "REDIS_URL", defaults.REDIS_URL, {"redis", "rediss", "unix"})
+        graph_base = _url(env, "GRAPH_BASE_URL", defaults.GRAPH_BASE_URL, {"https", "http"})
+        authority = _url(env, "GRAPH_AUTHORITY", defaults.GRAPH_AUTHORITY, {"https"})
+        tenant = _str(env, "GRAPH_TENANT_ID")
+        allowed = _csv(env, "GRAPH_ALLOWED_TENANTS") or ((tenant,) if tenant else ())
+        enc_cert = _path(env, "GRAPH_ENCRYPTION_CERT_PATH")
+        enc_key = _path(env, "GRAPH_ENCRYPTION_KEY_PATH")
+        if (enc_cert is None) != (enc_key is None):
+            missing = "GRAPH_ENCRYPTION_KEY_PATH" if enc_key is None else "GRAPH_ENCRYPTION_CERT_PATH"
+            raise ConfigurationError(missing, "rich notifications need both the certificate and key")
+        api_version = _str(env, "SF_API_VERSION") or defaults.SF_API_VERSION
+        try:
+            if float(api_version) < 46.0:
+                raise ValueError
+        except ValueError:
+            raise ConfigurationError("SF_API_VERSION", "must be a version like 62.0 (46.0 or newer)")
+        queue = _str(env, "INGEST_QUEUE") or defaults.QUEUE
+        if not queue.replace("-", "").replace("_", "").isalnum():
+            raise ConfigurationError("INGEST_QUEUE", "letters, digits, '-' and '_' only")
+        return cls(
+            redis_url=redis_url or defaults.REDIS_URL,
+            public_url=_url(env, "INGEST_PUBLIC_URL", None, {"https", "http"}),
+            secret_key=_str(env, "INGEST_SECRET_KEY"),
+            graph_tenant_id=tenant,
+            graph_client_id=_str(env, "GRAPH_CLIENT_ID"),
+            graph_client_secret=_str(env, "GRAPH_CLIENT_SECRET"),
+            graph_client_certificate_path=_path(env, "GRAPH_CLIENT_CERTIFICATE_PATH"),
+            graph_base_url=graph_base or defaults.GRAPH_BASE_URL,
+            graph_authority=authority or defaults.GRAPH_AUTHORITY,
+            graph_encryption_cert_path=enc_cert,
+            graph_encryption_key_path=enc_key,
+            graph_allowed_tenants=allowed,
+            sf_instance_url=_url(env, "SF_INSTANCE_URL", None, {"https"}),
+            sf_client_id=_str(env, "SF_CLIENT_ID"),
+            sf_client_secret=_str(env, "SF_CLIENT_SECRET"),
+            sf_username=_str(env, "SF_USERNAME"),
+            sf_private_key_path=_path(env, "SF_PRIVATE_KEY_PATH"),
+            sf_api_version=api_version,
+            ca_bundle=_path(env, "INGEST_CA_BUNDLE"),
+            policy_file=_path(env, "POLICY_FILE"),
+            internal_domains=tuple(d.lower() for d in _csv(env, "INTERNAL_DOMAINS")),
+            max_body_bytes=_int(env, "INGEST_MAX_BODY_BYTES", defaults.MAX_BODY_BYTES),
+            dedupe_ttl_seconds=_int(env, "INGEST_DEDUPE_TTL_SECONDS", defaults.DEDUPE_TTL_SECONDS),
+            queue=queue,
+        )
+
+    def require_graph(self) -> None:
+        """Stop with a clear message unless the Entra app is configured."""
+        for name, value in (
+            ("GRAPH_TENANT_ID", self.graph_tenant_id),
+            ("GRAPH_CLIENT_ID", self.graph_client_id),
+        ):
+            if not value:
+                raise ConfigurationError(name, "required to talk to Microsoft Graph")
+        if not self.graph_client_secret and not self.graph_client_certificate_path:
+            raise ConfigurationError(
+                "GRAPH_CLIENT_SECRET",
+                "set it or GRAPH_CLIENT_CERTIFICATE_PATH to talk to Microsoft Graph",
+            )
+
+    def require_public_url(self) -> str:
+        """The https base Graph posts to; required to create subscriptions."""
+        if not self.public_url:
+            raise ConfigurationError("INGEST_PUBLIC_URL", "required to create subscriptions")
+        return self.public_url
+
+    def require_secret_key(self) -> str:
+        """The key that encrypts stored tokens; required for the connect flow."""
+        if not self.secret_key or len(self.secret_key) < 16:
+            raise ConfigurationError(
+                "INGEST_SECRET_KEY", "required for the connect flow (at least 16 characters)"
+            )
+        return self.secret_key
+
+    def require_salesforce(self) -> None:
+        """Stop with a clear message unless Salesforce access is configured."""
+        if not self.sf_instance_url:
+            raise ConfigurationError("SF_INSTANCE_URL", "required to write to Salesforce")
+        if not self.sf_client_id:
+            raise ConfigurationError("SF_CLIENT_ID", "required to write to Salesforce")
+        if not self.sf_client_secret and not (self.sf_username and self.sf_private_key_path):
+            raise ConfigurationError(
+                "SF_CLIENT_SECRET",
+                "set it, or SF_USERNAME with SF_PRIVATE_KEY_PATH (JWT bearer)",
+            )
+
+    def public(self) -> dict[str, object]:
+        """The settings as plain data with every secret masked, for `--json` and logs."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS:
+                value = "***" if value else None
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
