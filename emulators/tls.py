@@ -77,7 +77,9 @@ def ensure_ca(ca_dir: Path) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     return cert, key
 
 
-def server_context(ca_dir: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> ssl.SSLContext:
+def server_context(
+    ca_dir: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+) -> ssl.SSLContext:
     """An SSL context for a server whose certificate the CA in `ca_dir` signs."""
     ca_cert, ca_key = ensure_ca(ca_dir)
     key = _new_key()

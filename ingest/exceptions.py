@@ -1,11 +1,11 @@
 """Every error the product raises, under one base.
 
-    IngestError
-     +-- ConfigurationError      a setting is missing or malformed (exit status 2)
-     +-- BadInput                input from a user or a peer is not acceptable
-     +-- UpstreamError           Graph, Salesforce or Redis misbehaved
-          +-- UpstreamTransient  worth retrying later (429, 503, timeouts, 404-not-yet)
-          +-- UpstreamPermanent  retrying will not help (403 consent, 400, schema missing)
+IngestError
+ +-- ConfigurationError      a setting is missing or malformed (exit status 2)
+ +-- BadInput                input from a user or a peer is not acceptable
+ +-- UpstreamError           Graph, Salesforce or Redis misbehaved
+      +-- UpstreamTransient  worth retrying later (429, 503, timeouts, 404-not-yet)
+      +-- UpstreamPermanent  retrying will not help (403 consent, 400, schema missing)
 """
 
 

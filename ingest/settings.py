@@ -118,14 +118,20 @@ class Settings:
         enc_cert = _path(env, "GRAPH_ENCRYPTION_CERT_PATH")
         enc_key = _path(env, "GRAPH_ENCRYPTION_KEY_PATH")
         if (enc_cert is None) != (enc_key is None):
-            missing = "GRAPH_ENCRYPTION_KEY_PATH" if enc_key is None else "GRAPH_ENCRYPTION_CERT_PATH"
-            raise ConfigurationError(missing, "rich notifications need both the certificate and key")
+            missing = (
+                "GRAPH_ENCRYPTION_KEY_PATH" if enc_key is None else "GRAPH_ENCRYPTION_CERT_PATH"
+            )
+            raise ConfigurationError(
+                missing, "rich notifications need both the certificate and key"
+            )
         api_version = _str(env, "SF_API_VERSION") or defaults.SF_API_VERSION
         try:
             if float(api_version) < 46.0:
                 raise ValueError
         except ValueError:
-            raise ConfigurationError("SF_API_VERSION", "must be a version like 62.0 (46.0 or newer)")
+            raise ConfigurationError(
+                "SF_API_VERSION", "must be a version like 62.0 (46.0 or newer)"
+            )
         queue = _str(env, "INGEST_QUEUE") or defaults.QUEUE
         if not queue.replace("-", "").replace("_", "").isalnum():
             raise ConfigurationError("INGEST_QUEUE", "letters, digits, '-' and '_' only")
