@@ -12,8 +12,10 @@ KINDS = ("graph", "salesforce")
 def main(argv: Sequence[str]) -> int:
     args = list(argv)
     if not args or args[0] in ("-h", "--help"):
-        print("usage: ingest emulator graph|salesforce --port P [--scenario FILE] [--db FILE] "
-              "[--ca-dir DIR] [fault flags]  (ingest emulator KIND --help for all flags)")  # fmt: skip
+        print(
+            "usage: ingest emulator graph|salesforce --port P [--scenario FILE] [--db FILE]"
+            " [--ca-dir DIR] [fault flags]  (ingest emulator KIND --help for all flags)"
+        )
         return 0 if args else 2
     if args[0] not in KINDS:
         print(f"ingest emulator: unknown emulator {args[0]!r}; choose graph or salesforce",

@@ -59,7 +59,7 @@ class FaultInjector:
 
     def __init__(self, faults: Faults, throttled_body: Callable[[int], web.Response]) -> None:
         self.faults = faults
-        self.random = random.Random(faults.seed)  # noqa: S311 - test data, not crypto
+        self.random = random.Random(faults.seed)  # test data, not crypto
         self._throttled_body = throttled_body
 
     def roll(self, rate: float) -> bool:

@@ -131,7 +131,7 @@ class Settings:
         except ValueError:
             raise ConfigurationError(
                 "SF_API_VERSION", "must be a version like 62.0 (46.0 or newer)"
-            )
+            ) from None
         queue = _str(env, "INGEST_QUEUE") or defaults.QUEUE
         if not queue.replace("-", "").replace("_", "").isalnum():
             raise ConfigurationError("INGEST_QUEUE", "letters, digits, '-' and '_' only")
