@@ -1,0 +1,267 @@
+"""The receiver: an aiohttp app that answers Graph's handshake and stores notifications.
+
+Handlers are thin: verify -> parse -> enqueue -> answer. Nothing here calls Graph or
+Salesforce; a notification costs at most two Redis round trips (a registry reload, rarely,
+and the enqueue script).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from ingest.enqueue import Enqueuer
+from ingest.metrics import ReceiverMetrics
+from ingest.notifications import Drop, Item, subscription_id_of, validate
+from ingest.registry import RegistryCache
+from ingest.settings import Settings
+
+log = structlog.get_logger("ingest.receiver")
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", aioredis.Redis)
+ENQUEUER = web.AppKey("enqueuer", Enqueuer)
+REGISTRY = web.AppKey("registry", RegistryCache)
+METRICS = web.AppKey("metrics", ReceiverMetrics)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_JSON_TYPES = ("application/json",)
+MAX_VALIDATION_TOKEN = 8192
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type in _JSON_TYPES or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+def handshake(request: web.Request) -> web.Response | None:
+    """Graph's validation request: echo the decoded token as text/plain, before any parsing."""
+    if "validationToken" not in request.query:
+        return None
+    token = request.query["validationToken"]
+    if len(token) > MAX_VALIDATION_TOKEN:
+        return web.Response(status=400, text="validationToken too long", content_type="text/plain")
+    log.info("validation_handshake", path=request.path)
+    resp = web.Response(status=200, text=token, content_type="text/plain")
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+def _plain(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text, content_type="text/plain")
+
+
+async def _read_items(
+    request: web.Request, limit: int
+) -> tuple[list[Any], list[str]] | web.Response:
+    """The body's `value` array and validation tokens, or the 4xx answer for a bad body."""
+    if not _is_json(request.content_type):
+        return _plain(415, "expected application/json")
+    if request.content_length is not None and request.content_length > limit:
+        return _plain(413, f"body over {limit} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _plain(413, f"body over {limit} bytes")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return _plain(400, "body is not JSON")
+    if not isinstance(doc, dict):
+        return _plain(400, "body is not a JSON object")
+    keys = {k.lower(): k for k in doc if isinstance(k, str)}
+    value = doc.get(keys.get("value", "value"))
+    if not isinstance(value, list):
+        return _plain(400, "body has no 'value' array")
+    tokens = doc.get(keys.get("validationtokens", "validationTokens"))
+    valid_tokens = (
+        [t for t in tokens if isinstance(t, str) and len(t) <= MAX_VALIDATION_TOKEN][:16]
+        if isinstance(tokens, list)
+        else []
+    )
+    return value, valid_tokens
+
+
+async def _accept(request: web.Request, raw_items: list[Any]) -> list[Item]:
+    """Validate every item against the registry; drop (count, log) what is not genuine."""
+    app = request.app
+    metrics, settings = app[METRICS], app[SETTINGS]
+    ids: dict[int, str] = {}
+    accepted: list[Item] = []
+    for n, raw in enumerate(raw_items):
+        try:
+            ids[n] = subscription_id_of(raw)
+        except Drop as drop:
+            _dropped(metrics, drop.reason, raw)
+    known = await app[REGISTRY].lookup(app[REDIS], set(ids.values()))
+    allowed = frozenset(t.lower() for t in settings.graph_allowed_tenants)
+    for n, sub_id in ids.items():
+        try:
+            accepted.append(validate(raw_items[n], known.get(sub_id), allowed))
+        except Drop as drop:
+            _dropped(metrics, drop.reason, raw_items[n])
+    return accepted
+
+
+def _dropped(metrics: ReceiverMetrics, reason: str, raw: object) -> None:
+    metrics.dropped.labels(reason).inc()
+    item = raw if isinstance(raw, dict) else {}
+    keys = {k.lower(): k for k in item if isinstance(k, str)}
+
+    def field(name: str) -> str | None:
+        value = item.get(keys.get(name.lower(), name))
+        return value[:128] if isinstance(value, str) else None
+
+    log.warning(
+        "security_event",
+        event_type="notification_dropped",
+        reason=reason,
+        subscription_id=field("subscriptionId"),
+        tenant_id=field("tenantId"),
+        resource=field("resource"),
+    )
+
+
+def notification_handler(endpoint: str) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        answer = handshake(request)
+        if answer is not None:
+            return answer
+        app = request.app
+        metrics = app[METRICS]
+        parsed = await _read_items(request, app[SETTINGS].max_body_bytes)
+        if isinstance(parsed, web.Response):
+            log.info("notification_rejected", status=parsed.status, reason=parsed.text)
+            return parsed
+        raw_items, tokens = parsed
+        metrics.received.labels(endpoint).inc(len(raw_items))
+        started = time.perf_counter()
+        try:
+            items = await _accept(request, raw_items)
+            if tokens:
+                items = [_with_tokens(i, tokens) for i in items]
+            job_ids = await app[ENQUEUER].enqueue(items)
+        except RedisError as exc:
+            metrics.enqueue_failures.inc()
+            log.error("enqueue_failed", error=type(exc).__name__, items=len(raw_items))
+            return _plain(503, "storage unavailable; retry later")
+        metrics.enqueue_seconds.observe(time.perf_counter() - started)
+        fresh = 0
+        for item, job_id in zip(items, job_ids, strict=True):
+            if job_id is None:
+                metrics.duplicates.inc()
+            else:
+                fresh += 1
+                metrics.accepted.labels(item.kind).inc()
+        log.info("notifications_stored", items=len(raw_items), accepted=fresh,
+                 duplicates=len(items) - fresh, dropped=len(raw_items) - len(items))  # fmt: skip
+        return web.Response(status=202)
+
+    return handle
+
+
+def _with_tokens(item: Item, tokens: list[str]) -> Item:
+    # The tokens travel with rich items only; the worker validates them before decrypting.
+    if "encryptedContent" not in item.payload:
+        return item
+    return Item(item.kind, item.subscription_id, dict(item.payload, validationTokens=tokens))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _plain(200, "ok")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[REDIS].ping()
+    except RedisError:
+        return _plain(503, "redis unavailable")
+    return _plain(200, "ready")
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    data = generate_latest(request.app[METRICS].registry)
+    resp = web.Response(body=data)
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+async def not_built(request: web.Request) -> web.Response:
+    return _plain(501, "the connect flow is not available in this version")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id for every log line of this request; time and count the request."""
+    request_id = request.headers.get("client-request-id") or uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id[:64])
+    started = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except Exception:
+        # A notification must never get a 500: Graph should retry, as after a storage failure.
+        log.exception("request_failed", path=request.path)
+        if request.path.startswith("/graph/"):
+            status = 503
+            return _plain(503, "temporary failure; retry later")
+        raise
+    finally:
+        endpoint = (
+            request.match_info.route.resource.canonical
+            if request.match_info.route.resource
+            else "unmatched"
+        )
+        metrics = request.app[METRICS]
+        metrics.requests.labels(endpoint, str(status)).inc()
+        metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> web.Application:
+    """The receiver app; Redis is opened on start-up and closed on clean-up."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or ReceiverMetrics()
+    app[REGISTRY] = RegistryCache()
+
+    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+        conn = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=1.0,
+            health_check_interval=30,
+        )  # fmt: skip
+        version = (7, 0, 0)
+        try:
+            info = await conn.info("server")
+            version = tuple(int(p) for p in str(info["redis_version"]).split(".")[:3])  # type: ignore[assignment]
+        except RedisError:
+            log.warning("redis_unreachable_at_start", hint="the receiver answers 503 until it is")
+        app[REDIS] = conn
+        app[ENQUEUER] = Enqueuer(conn, settings.queue, settings.dedupe_ttl_seconds, version)
+        yield
+        await conn.aclose()
+
+    app.cleanup_ctx.append(redis_ctx)
+    app.router.add_post("/graph/notifications", notification_handler("notifications"))
+    app.router.add_post("/graph/lifecycle", notification_handler("lifecycle"))
+    app.router.add_get("/auth/connect", not_built)
+    app.router.add_get("/auth/callback", not_built)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    return app

@@ -1,0 +1,110 @@
+"""Structured logging: JSON off a TTY, console on one, secrets and transcript text redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+
+# Keys whose values never reach a log line, compared case-insensitively without '_' or '-'.
+_SECRET_KEYS = frozenset(
+    {
+        "clientstate", "secret", "clientsecret", "password", "token", "accesstoken",
+        "refreshtoken", "idtoken", "validationtoken", "validationtokens", "authorization",
+        "assertion", "clientassertion", "authcode", "codeverifier", "secretkey", "sessionid",
+        "privatekey", "datakey", "encryptedcontent", "transcript", "text", "vtt", "content",
+        "cookie", "setcookie",
+    }
+)  # fmt: skip
+_REDACTED = "[redacted]"
+# Bearer tokens and JWTs that slip into free text (error messages, URLs).
+_TOKEN_PATTERNS = (
+    re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    re.compile(r"(?i)(validationToken|client_secret|code|access_token|refresh_token)=[^&\s]+"),
+)
+
+
+def _norm(key: str) -> str:
+    return key.lower().replace("_", "").replace("-", "")
+
+
+def _scrub_text(text: str) -> str:
+    for pattern in _TOKEN_PATTERNS:
+        text = pattern.sub(lambda m: m.group(0).split("=")[0] + "=" + _REDACTED
+                           if "=" in m.group(0) else _REDACTED, text)  # fmt: skip
+    return text
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    if depth > 6:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: (
+                _REDACTED
+                if isinstance(k, str) and _norm(k) in _SECRET_KEYS
+                else _scrub(v, depth + 1)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v, depth + 1) for v in value]
+    if isinstance(value, str):
+        return _scrub_text(value)
+    return value
+
+
+def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Mask secret keys anywhere in the event, and tokens inside free text."""
+    for key in list(event_dict):
+        if _norm(key) in _SECRET_KEYS:
+            event_dict[key] = _REDACTED
+        else:
+            event_dict[key] = _scrub(event_dict[key])
+    return event_dict
+
+
+def configure(level: str = "INFO", stream: TextIO | None = None, json: bool | None = None) -> None:
+    """Configure structlog once per process; JSON unless writing to a terminal."""
+    out = stream or sys.stderr
+    use_json = (not out.isatty()) if json is None else json
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if use_json:
+        renderer: list[Any] = [
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+            redact,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        renderer = [
+            structlog.processors.format_exc_info,
+            redact,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ]
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    structlog.configure(
+        processors=shared + renderer,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries log through stdlib logging: keep them quiet and in the same stream.
+    logging.basicConfig(
+        stream=out, level=logging.WARNING, format="%(levelname)s %(name)s %(message)s"
+    )
+    for noisy in ("azure", "msal", "httpx", "aiohttp.access", "kiota_http"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

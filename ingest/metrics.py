@@ -1,0 +1,47 @@
+"""Prometheus metrics of the receiver, on a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ReceiverMetrics:
+    """What the receiver counts: items received, accepted, dropped by reason, duplicates."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "ingest_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.received = Counter(
+            "ingest_notifications_received", "Notification items received", ["endpoint"],
+            registry=r,
+        )  # fmt: skip
+        self.accepted = Counter(
+            "ingest_notifications_accepted", "Items durably enqueued", ["kind"], registry=r
+        )
+        self.dropped = Counter(
+            "ingest_notifications_dropped", "Items dropped, by reason", ["reason"], registry=r
+        )
+        self.duplicates = Counter(
+            "ingest_notifications_duplicate", "Exact redeliveries not enqueued again", registry=r
+        )
+        self.enqueue_failures = Counter(
+            "ingest_enqueue_failures", "Requests answered 503 because Redis failed", registry=r
+        )
+        self.enqueue_seconds = Histogram(
+            "ingest_enqueue_seconds", "Time to store one request's items in Redis",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.request_seconds = Histogram(
+            "ingest_request_seconds", "Time to answer a request", ["endpoint"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.registry_size = Gauge(
+            "ingest_subscriptions_known", "Subscriptions in the receiver's registry copy",
+            registry=r,
+        )  # fmt: skip

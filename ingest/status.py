@@ -1,0 +1,81 @@
+"""`ingest status`: queues, failed jobs, subscriptions and their expiry, ledger counts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from ingest import registry
+from ingest.exceptions import UpstreamTransient
+from ingest.settings import Settings
+from workers.ledger import Ledger
+
+
+def _expires_in(expires_at: str, now: datetime) -> int | None:
+    try:
+        when = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((when - now).total_seconds())
+
+
+def collect(settings: Settings, conn: redis.Redis) -> dict[str, Any]:
+    """The status document of DESIGN §3.1 (and a little more)."""
+    queue = Queue(settings.queue, connection=conn, serializer=JSONSerializer)
+    now = datetime.now(UTC)
+    subs = []
+    for sub in registry.load_all(conn):
+        entry = sub.public()
+        entry["expires_in_seconds"] = _expires_in(sub.expires_at, now)
+        subs.append(entry)
+    return {
+        "queues": {settings.queue: queue.count},
+        "failed": FailedJobRegistry(queue=queue).count,
+        "started": StartedJobRegistry(queue=queue).count,
+        "scheduled": ScheduledJobRegistry(queue=queue).count,  # type: ignore[no-untyped-call]
+        "subscriptions": subs,
+        "meetings": Ledger(conn).outcome_counts(),
+    }
+
+
+def render(doc: dict[str, Any]) -> str:
+    lines = ["queues:"]
+    lines += [f"  {name:<20} {n} waiting" for name, n in doc["queues"].items()]
+    lines.append(f"failed jobs: {doc['failed']}   running: {doc['started']}   "
+                 f"scheduled: {doc['scheduled']}")  # fmt: skip
+    lines.append(f"subscriptions: {len(doc['subscriptions'])}")
+    for sub in doc["subscriptions"]:
+        left = sub["expires_in_seconds"]
+        expiry = "unknown expiry" if left is None else f"expires in {left // 60} min"
+        lines.append(f"  {sub['id']}  {sub['resource']}  {expiry}")
+    lines.append("meetings: " + ", ".join(f"{k} {v}" for k, v in doc["meetings"].items()))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    conn = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    try:
+        doc = collect(settings, conn)
+    except redis.RedisError as exc:
+        raise UpstreamTransient(f"Redis at {_safe(settings.redis_url)} is unreachable: "
+                                f"{type(exc).__name__}") from None  # fmt: skip
+    print(json.dumps(doc) if args.json else render(doc))
+    return 0
+
+
+def _safe(url: str) -> str:
+    """The Redis URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}:{parts.port or 6379}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

@@ -1,0 +1,50 @@
+"""Receiver fixtures: a registry with known subscriptions and an in-process test client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from ingest import registry
+from ingest.app import create_app
+from ingest.metrics import ReceiverMetrics
+from ingest.settings import Settings
+from tests.ingest import payloads as p
+
+
+def register_known(conn: redis.Redis) -> None:
+    registry.save(conn, registry.Subscription(
+        id=p.CR_SUB, resource="communications/callRecords", kind="callRecords",
+        client_state=p.CR_STATE, tenant_id=p.TENANT, expires_at="2026-12-03T00:00:00+00:00",
+    ))  # fmt: skip
+    registry.save(conn, registry.Subscription(
+        id=p.TR_SUB, resource="communications/onlineMeetings/getAllTranscripts",
+        kind="transcripts", client_state=p.TR_STATE, tenant_id=p.TENANT,
+        expires_at="2026-11-29T08:29:11+00:00",
+    ))  # fmt: skip
+
+
+@pytest.fixture
+def queue(redis_conn: redis.Redis) -> Queue:
+    return Queue("ingest", connection=redis_conn, serializer=JSONSerializer)
+
+
+@pytest.fixture
+def metrics() -> ReceiverMetrics:
+    return ReceiverMetrics()
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, redis_conn: redis.Redis, metrics: ReceiverMetrics
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    register_known(redis_conn)
+    app = create_app(settings, metrics=metrics)
+    async with TestClient(TestServer(app)) as c:
+        yield c
