@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from ingest.enqueue import Enqueuer
 from ingest.metrics import ReceiverMetrics
-from ingest.notifications import Drop, Item, subscription_id_of, validate
+from ingest.notifications import Drop, Item, canonical_item, validate_canonical
 from ingest.registry import RegistryCache
 from ingest.settings import Settings
 
@@ -96,18 +96,18 @@ async def _accept(request: web.Request, raw_items: list[Any]) -> list[Item]:
     """Validate every item against the registry; drop (count, log) what is not genuine."""
     app = request.app
     metrics, settings = app[METRICS], app[SETTINGS]
-    ids: dict[int, str] = {}
+    candidates: list[tuple[int, str, dict[str, Any]]] = []
     accepted: list[Item] = []
     for n, raw in enumerate(raw_items):
         try:
-            ids[n] = subscription_id_of(raw)
+            candidates.append((n, *canonical_item(raw)))
         except Drop as drop:
             _dropped(metrics, drop.reason, raw)
-    known = await app[REGISTRY].lookup(app[REDIS], set(ids.values()))
+    known = await app[REGISTRY].lookup(app[REDIS], {sub_id for _, sub_id, _ in candidates})
     allowed = frozenset(t.lower() for t in settings.graph_allowed_tenants)
-    for n, sub_id in ids.items():
+    for n, sub_id, item in candidates:
         try:
-            accepted.append(validate(raw_items[n], known.get(sub_id), allowed))
+            accepted.append(validate_canonical(sub_id, item, known.get(sub_id), allowed))
         except Drop as drop:
             _dropped(metrics, drop.reason, raw_items[n])
     return accepted
@@ -144,13 +144,13 @@ def notification_handler(endpoint: str) -> Handler:
             log.info("notification_rejected", status=parsed.status, reason=parsed.text)
             return parsed
         raw_items, tokens = parsed
-        metrics.received.labels(endpoint).inc(len(raw_items))
+        metrics.received_on(endpoint).inc(len(raw_items))
         started = time.perf_counter()
         try:
             items = await _accept(request, raw_items)
-            if tokens:
-                items = [_with_tokens(i, tokens) for i in items]
-            job_ids = await app[ENQUEUER].enqueue(items)
+            # The tokens travel with rich items only; workers check them before decrypting.
+            extra = {"validationTokens": tokens} if tokens else None
+            job_ids = await app[ENQUEUER].enqueue(items, extra)
         except RedisError as exc:
             metrics.enqueue_failures.inc()
             log.error("enqueue_failed", error=type(exc).__name__, items=len(raw_items))
@@ -162,19 +162,12 @@ def notification_handler(endpoint: str) -> Handler:
                 metrics.duplicates.inc()
             else:
                 fresh += 1
-                metrics.accepted.labels(item.kind).inc()
+                metrics.accepted_of(item.kind).inc()
         log.info("notifications_stored", items=len(raw_items), accepted=fresh,
                  duplicates=len(items) - fresh, dropped=len(raw_items) - len(items))  # fmt: skip
         return web.Response(status=202)
 
     return handle
-
-
-def _with_tokens(item: Item, tokens: list[str]) -> Item:
-    # The tokens travel with rich items only; the worker validates them before decrypting.
-    if "encryptedContent" not in item.payload:
-        return item
-    return Item(item.kind, item.subscription_id, dict(item.payload, validationTokens=tokens))
 
 
 async def healthz(request: web.Request) -> web.Response:

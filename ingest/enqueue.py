@@ -1,25 +1,31 @@
 """Durable, deduplicated enqueueing of accepted items as RQ jobs, in one Redis round trip.
 
-RQ builds each job (so workers read exactly what RQ itself would have written), but its
-commands are not sent by RQ: they are collected from an unsent pipeline and run by one Lua
-script that, item by item, sets the redelivery key (SET NX EX) and only when it was new
-writes the job and pushes it. Dedupe and enqueue are therefore atomic: a crash between them
-cannot leave a notification marked as seen but never queued. The receiver stays async
-end to end; no thread is needed.
+RQ itself describes the job: at start-up it enqueues a template job (sentinel id, args and
+description) into an unsent pipeline, and the commands it would send become a Lua script
+in which the per-item values (job id, data, timestamps, description) are parameters. For
+each item the script sets the redelivery key (SET NX EX) and, only when it was new, runs
+RQ's commands. So:
+- dedupe and enqueue are atomic: a crash between them cannot leave a notification marked
+  as seen but never queued;
+- a request costs one round trip, and the receiver stays async with no thread;
+- workers read exactly what RQ would have written (a test compares the two hashes).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import zlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
+from rq.utils import now, utcformat
 
 from ingest import defaults
 from ingest.notifications import Item
@@ -29,31 +35,100 @@ JOB_FUNCTIONS = {
     "transcripts": "workers.jobs.handle_notification",
     "lifecycle": "workers.jobs.handle_lifecycle",
 }
+_JOB_ID = "ingestjobidsentinel"
+_DESCRIPTION = "ingestdescriptionsentinel"
+_ARGS = "ingestargssentinel"
+# Fields of RQ's job hash whose values differ per item, and the script variable for each.
+_PER_ITEM_FIELDS = {b"data": "data", b"created_at": "ts", b"enqueued_at": "ts",
+                    b"description": "desc"}  # fmt: skip
+_SAFE = re.compile(rb"[A-Za-z0-9 _:.,\[\]/+=-]*")
 
-# ARGV: ttl, then per item: dedupe key, command count, then per command: arg count, args...
-_SCRIPT = """
-local ttl = ARGV[1]
-local i = 2
-local out = {}
-while i <= #ARGV do
-  local fresh = redis.call('SET', ARGV[i], '1', 'NX', 'EX', ttl)
-  local ncmds = tonumber(ARGV[i + 1])
-  i = i + 2
-  for _ = 1, ncmds do
-    local nargs = tonumber(ARGV[i])
-    if fresh then redis.call(unpack(ARGV, i + 1, i + nargs)) end
-    i = i + 1 + nargs
-  end
-  out[#out + 1] = fresh and 1 or 0
-end
-return out
-"""
+
+def _to_bytes(value: Any) -> bytes:
+    """A command argument as Redis receives it (as redis-py encodes it)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value).encode()
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"unexpected argument type {type(value).__name__} in an RQ command")
+
+
+def _lua_literal(value: bytes) -> str:
+    if _SAFE.fullmatch(value):
+        return "'" + value.decode() + "'"
+    return "'" + "".join(f"\\{b:03d}" for b in value) + "'"
+
+
+def _lua_arg(raw: Any, per_item: str | None) -> str:
+    if per_item is not None:
+        return per_item
+    value = _to_bytes(raw)
+    if _JOB_ID.encode() in value:
+        head, _, tail = value.partition(_JOB_ID.encode())
+        parts = (
+            ([_lua_literal(head)] if head else [])
+            + ["jid"]
+            + ([_lua_literal(tail)] if tail else [])
+        )
+        return " .. ".join(parts)
+    return _lua_literal(value)
+
+
+def _script_for(commands: list[tuple[Any, ...]]) -> str:
+    """Lua that runs `commands` once per new item; per-item values come from ARGV."""
+    body = []
+    for args in commands:
+        exprs = []
+        previous: bytes | None = None
+        for raw in args:
+            field = previous if previous in _PER_ITEM_FIELDS else None
+            exprs.append(_lua_arg(raw, _PER_ITEM_FIELDS[field] if field else None))
+            previous = _to_bytes(raw) if isinstance(raw, str | bytes) else None
+        body.append("    redis.call(" + ", ".join(exprs) + ")")
+    return "\n".join([
+        "local ttl = ARGV[1]",
+        "local out = {}",
+        "for i = 2, #ARGV, 5 do",
+        "  local jid, data, ts, desc = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]",
+        "  if redis.call('SET', ARGV[i], '1', 'NX', 'EX', ttl) then",
+        *body,
+        "    out[#out + 1] = 1",
+        "  else",
+        "    out[#out + 1] = 0",
+        "  end",
+        "end",
+        "return out",
+    ])  # fmt: skip
 
 
 def dedupe_digest(item: Item) -> str:
     """A digest of the item as received (clientState aside): equal only for exact redeliveries."""
     canonical = json.dumps(item.payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{item.kind}|{canonical}".encode()).hexdigest()
+
+
+def job_options() -> dict[str, Any]:
+    """The RQ options every notification job gets."""
+    return {
+        "timeout": defaults.JOB_TIMEOUT_SECONDS,
+        "result_ttl": defaults.JOB_RESULT_TTL_SECONDS,
+        "retry": Retry(
+            max=len(defaults.JOB_RETRY_INTERVALS), interval=list(defaults.JOB_RETRY_INTERVALS)
+        ),
+    }
+
+
+def template_commands(queue: Queue, function: str) -> list[tuple[Any, ...]]:
+    """The commands RQ sends to enqueue one job of `function`, with sentinel values."""
+    job = queue.create_job(function, args=[_ARGS], job_id=_JOB_ID, description=_DESCRIPTION,
+                           **job_options())  # fmt: skip
+    pipe = queue.connection.pipeline(transaction=False)
+    queue.enqueue_job(job, pipeline=pipe)
+    return [tuple(args) for args, _options in pipe.command_stack]
 
 
 class Enqueuer:
@@ -69,49 +144,45 @@ class Enqueuer:
         self.conn = conn
         self.dedupe_ttl = dedupe_ttl
         # A sync client that never connects: RQ needs one to build jobs and pipelines.
-        self._builder = redis.Redis()
-        self.queue = Queue(queue_name, connection=self._builder, serializer=JSONSerializer)
+        self.queue = Queue(queue_name, connection=redis.Redis(), serializer=JSONSerializer)
         self.queue.redis_server_version = redis_version
-        self._script = conn.register_script(_SCRIPT)
-        self.retry = Retry(max=len(defaults.JOB_RETRY_INTERVALS),
-                           interval=list(defaults.JOB_RETRY_INTERVALS))  # fmt: skip
+        self._scripts = {
+            function: conn.register_script(_script_for(template_commands(self.queue, function)))
+            for function in set(JOB_FUNCTIONS.values())
+        }
 
-    def _argv_for(self, item: Item, received_at: str) -> tuple[list[Any], str]:
-        digest = dedupe_digest(item)
-        job_id = f"n-{digest[:40]}"
-        payload = dict(item.payload, kind=item.kind, receivedAt=received_at)
-        job = self.queue.create_job(
-            JOB_FUNCTIONS[item.kind],
-            args=[payload],
-            job_id=job_id,
-            timeout=defaults.JOB_TIMEOUT_SECONDS,
-            result_ttl=defaults.JOB_RESULT_TTL_SECONDS,
-            retry=self.retry,
-            description=f"{item.kind} {item.subscription_id}",
-        )
-        pipe = self._builder.pipeline(transaction=False)
-        self.queue.enqueue_job(job, pipeline=pipe)
-        commands = [args for args, _options in pipe.command_stack]
-        argv: list[Any] = [f"{defaults.KEY_PREFIX}:seen:{digest}", len(commands)]
-        for args in commands:
-            argv.append(len(args))
-            argv.extend(args)
-        return argv, job_id
+    def job_data(self, function: str, payload: dict[str, Any]) -> bytes:
+        """RQ's `data` field: the compressed, serialised (function, instance, args, kwargs)."""
+        # Level 1: a third of the default level's time; RQ decompresses any level alike.
+        return zlib.compress(self.queue.serializer.dumps((function, None, [payload], {})), 1)
 
-    async def enqueue(self, items: Sequence[Item]) -> list[str | None]:
+    async def enqueue(
+        self, items: Sequence[Item], extra: dict[str, Any] | None = None
+    ) -> list[str | None]:
         """Store every item durably; per item the job id, or None for a redelivery.
 
-        Raises redis.exceptions.RedisError when Redis cannot take them: then nothing of this
-        batch may be acknowledged (the script runs whole or not at all).
+        `extra` is merged into each payload after the redelivery digest is taken. Raises
+        redis.exceptions.RedisError when Redis cannot take them: then nothing of this batch
+        may be acknowledged (each script runs whole or not at all).
         """
-        if not items:
-            return []
-        received_at = datetime.now(UTC).isoformat()
-        argv: list[Any] = [self.dedupe_ttl]
+        stamp = utcformat(now())
+        received_at = stamp.replace("Z", "+00:00")
+        argv: dict[str, list[Any]] = {}
         job_ids: list[str] = []
         for item in items:
-            part, job_id = self._argv_for(item, received_at)
-            argv.extend(part)
+            digest = dedupe_digest(item)
+            job_id = f"n-{digest[:40]}"
+            function = JOB_FUNCTIONS[item.kind]
+            payload = dict(item.payload, kind=item.kind, receivedAt=received_at)
+            if extra and "encryptedContent" in item.payload:
+                payload.update(extra)
+            argv.setdefault(function, [self.dedupe_ttl]).extend([
+                f"{defaults.KEY_PREFIX}:seen:{digest}", job_id,
+                self.job_data(function, payload), stamp, f"{item.kind} {item.subscription_id}",
+            ])  # fmt: skip
             job_ids.append(job_id)
-        fresh = await self._script(args=argv)
-        return [jid if flag else None for jid, flag in zip(job_ids, fresh, strict=True)]
+        fresh: dict[str, list[int]] = {}
+        for function, args in argv.items():
+            fresh[function] = list(await self._scripts[function](args=args))
+        flags = [fresh[JOB_FUNCTIONS[item.kind]].pop(0) for item in items]
+        return [jid if flag else None for jid, flag in zip(job_ids, flags, strict=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -30,11 +31,15 @@ _TOKEN_PATTERNS = (
 )
 
 
-def _norm(key: str) -> str:
-    return key.lower().replace("_", "").replace("-", "")
+@functools.lru_cache(maxsize=4096)
+def _is_secret_key(key: str) -> bool:
+    return key.lower().replace("_", "").replace("-", "") in _SECRET_KEYS
 
 
 def _scrub_text(text: str) -> str:
+    # Cheap pre-checks first: this runs on every string of every log line.
+    if "=" not in text and "eyJ" not in text and "earer" not in text:
+        return text
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub(lambda m: m.group(0).split("=")[0] + "=" + _REDACTED
                            if "=" in m.group(0) else _REDACTED, text)  # fmt: skip
@@ -46,11 +51,7 @@ def _scrub(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, dict):
         return {
-            k: (
-                _REDACTED
-                if isinstance(k, str) and _norm(k) in _SECRET_KEYS
-                else _scrub(v, depth + 1)
-            )
+            k: (_REDACTED if isinstance(k, str) and _is_secret_key(k) else _scrub(v, depth + 1))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
@@ -62,11 +63,11 @@ def _scrub(value: Any, depth: int = 0) -> Any:
 
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask secret keys anywhere in the event, and tokens inside free text."""
-    for key in list(event_dict):
-        if _norm(key) in _SECRET_KEYS:
+    for key, value in event_dict.items():
+        if _is_secret_key(key):
             event_dict[key] = _REDACTED
-        else:
-            event_dict[key] = _scrub(event_dict[key])
+        elif isinstance(value, str | dict | list | tuple):
+            event_dict[key] = _scrub(value)
     return event_dict
 
 

@@ -41,7 +41,34 @@ class ReceiverMetrics:
             "ingest_request_seconds", "Time to answer a request", ["endpoint"],
             buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self._by_request: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[int, str], Counter] = {}
         self.registry_size = Gauge(
             "ingest_subscriptions_known", "Subscriptions in the receiver's registry copy",
             registry=r,
         )  # fmt: skip
+
+    def received_on(self, endpoint: str) -> Counter:
+        return self._child(self.received, endpoint)
+
+    def accepted_of(self, kind: str) -> Counter:
+        return self._child(self.accepted, kind)
+
+    def _child(self, metric: Counter, label: str) -> Counter:
+        key = (id(metric), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(label)
+        return child
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count and time one request (labelled children cached: this runs per request)."""
+        children = self._by_request.get((endpoint, status))
+        if children is None:
+            children = (
+                self.requests.labels(endpoint, str(status)),
+                self.request_seconds.labels(endpoint),
+            )
+            self._by_request[(endpoint, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)

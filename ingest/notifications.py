@@ -88,8 +88,9 @@ def _text(item: dict[str, Any], key: str, *, required: bool = True) -> str | Non
     return value
 
 
-def subscription_id_of(raw: object) -> str:
-    """The item's subscriptionId, or Drop: the first check, before the registry is asked."""
+def canonical_item(raw: object) -> tuple[str, dict[str, Any]]:
+    """The item with canonical key names and its subscriptionId, or Drop: the first check,
+    before the registry is asked."""
     if not isinstance(raw, dict):
         raise Drop("malformed_item")
     item = _canonical(raw, _CANONICAL_KEYS)
@@ -97,15 +98,19 @@ def subscription_id_of(raw: object) -> str:
     assert sub_id is not None
     if not _SUBSCRIPTION_ID.fullmatch(sub_id):
         raise Drop("malformed_item")
-    return sub_id
+    return sub_id, item
 
 
-def validate(
-    raw: dict[str, Any], sub: Subscription | None, allowed_tenants: frozenset[str]
-) -> Item:
+def validate(raw: object, sub: Subscription | None, allowed_tenants: frozenset[str]) -> Item:
     """Check one item against its subscription; return the normalised item or raise Drop."""
-    item = _canonical(raw, _CANONICAL_KEYS)
-    sub_id = subscription_id_of(raw)
+    sub_id, item = canonical_item(raw)
+    return validate_canonical(sub_id, item, sub, allowed_tenants)
+
+
+def validate_canonical(
+    sub_id: str, item: dict[str, Any], sub: Subscription | None, allowed_tenants: frozenset[str]
+) -> Item:
+    """`validate` for an item already passed through `canonical_item`."""
     if sub is None:
         raise Drop("unknown_subscription")
     client_state = item.get("clientState")
