@@ -1,7 +1,8 @@
 """A small HTTP/1.1 load generator on raw asyncio streams (keep-alive, N connections).
 
 Run in its own process so that it does not share a core's event loop with the server:
-    python bench/load.py --port P --connections 32 --seconds 5 --batch 1 --tenant T --sub S --state C
+    python bench/load.py --port P --connections 32 --seconds 5 --batch 1 \
+        --tenant T --sub S --state C
 Prints one JSON line: requests, notifications, seconds, statuses, latency percentiles (ms).
 """
 
@@ -43,8 +44,9 @@ def request_bytes(args: argparse.Namespace) -> bytes:
     return head.encode() + body
 
 
-async def connection(args: argparse.Namespace, stop_at: float, lat: list[float],
-                     statuses: Counter[int]) -> None:  # fmt: skip
+async def connection(
+    args: argparse.Namespace, stop_at: float, lat: list[float], statuses: Counter[int]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
     try:
         while time.perf_counter() < stop_at:
@@ -70,19 +72,28 @@ async def main(args: argparse.Namespace) -> None:
     statuses: Counter[int] = Counter()
     started = time.perf_counter()
     stop_at = started + args.seconds
-    await asyncio.gather(*(connection(args, stop_at, lat, statuses)
-                           for _ in range(args.connections)))  # fmt: skip
+    await asyncio.gather(
+        *(connection(args, stop_at, lat, statuses) for _ in range(args.connections))
+    )
     elapsed = time.perf_counter() - started
     lat.sort()
 
     def pct(q: float) -> float:
         return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 2) if lat else 0.0
 
-    print(json.dumps({
-        "requests": len(lat), "notifications": len(lat) * args.batch,
-        "seconds": round(elapsed, 3), "statuses": dict(statuses),
-        "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "requests": len(lat),
+                "notifications": len(lat) * args.batch,
+                "seconds": round(elapsed, 3),
+                "statuses": dict(statuses),
+                "p50_ms": pct(0.50),
+                "p99_ms": pct(0.99),
+                "max_ms": pct(1.0),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,13 @@ def wait_http(port: int, path: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
-                                         data=b"", headers={"Content-Type": "text/plain"})  # fmt: skip
-            with urllib.request.urlopen(req, timeout=1):  # noqa: S310 - loopback only
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}",
+                method="POST",
+                data=b"",
+                headers={"Content-Type": "text/plain"},
+            )
+            with urllib.request.urlopen(req, timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
@@ -47,11 +51,28 @@ def wait_http(port: int, path: str, timeout: float = 15.0) -> None:
 
 def drive(port: int, batch: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "load.py"), "--port", str(port),
-         "--connections", str(CONNECTIONS), "--seconds", str(SECONDS), "--batch", str(batch),
-         "--tenant", TENANT, "--sub", SUB, "--state", STATE],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "bench" / "load.py"),
+            "--port",
+            str(port),
+            "--connections",
+            str(CONNECTIONS),
+            "--seconds",
+            str(SECONDS),
+            "--batch",
+            str(batch),
+            "--tenant",
+            TENANT,
+            "--sub",
+            SUB,
+            "--state",
+            STATE,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result: dict[str, float] = json.loads(out.stdout)
     return result
 
@@ -59,24 +80,46 @@ def drive(port: int, batch: int) -> dict[str, float]:
 def main() -> int:
     with RedisServer() as srv:
         product_url, floor_url = f"{srv.url}/1", f"{srv.url}/2"
-        registry.save(redis.Redis.from_url(product_url), registry.Subscription(
-            id=SUB, resource="communications/callRecords", kind="callRecords",
-            client_state=STATE, tenant_id=TENANT,
-        ))  # fmt: skip
+        registry.save(
+            redis.Redis.from_url(product_url),
+            registry.Subscription(
+                id=SUB,
+                resource="communications/callRecords",
+                kind="callRecords",
+                client_state=STATE,
+                tenant_id=TENANT,
+            ),
+        )
         env = dict(os.environ, REDIS_URL=product_url, GRAPH_TENANT_ID=TENANT)
         ports = {"receiver": free_port(), "floor": free_port()}
         procs = {
             "receiver": subprocess.Popen(
-                [str(Path(sys.executable).parent / "ingest"), "serve", "--host", "127.0.0.1",
-                 "--port", str(ports["receiver"])],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    str(Path(sys.executable).parent / "ingest"),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(ports["receiver"]),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             ),
-        }  # fmt: skip
+        }
         if FLOOR.exists():
             procs["floor"] = subprocess.Popen(
-                [sys.executable, str(FLOOR), "--port", str(ports["floor"]), "--redis-url", floor_url],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    str(FLOOR),
+                    "--port",
+                    str(ports["floor"]),
+                    "--redis-url",
+                    floor_url,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         else:
             print(f"floor receiver not found at {FLOOR}; ratios are not printed")
         try:
@@ -97,10 +140,14 @@ def main() -> int:
 
 
 def report(results: dict[tuple[str, int], list[dict[str, float]]], names: list[str]) -> None:
-    print(f"receiver benchmark: {CONNECTIONS} connections, {SECONDS:g} s per run, 2 runs each, "
-          f"interleaved; {os.cpu_count()} cores")  # fmt: skip
-    print(f"{'load':<22}{'server':<10}{'notif/s':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'non-2xx':>9}")  # fmt: skip
+    print(
+        f"receiver benchmark: {CONNECTIONS} connections, {SECONDS:g} s per run, 2 runs each, "
+        f"interleaved; {os.cpu_count()} cores"
+    )
+    print(
+        f"{'load':<22}{'server':<10}{'notif/s':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'non-2xx':>9}"
+    )
     rates: dict[tuple[str, int], float] = {}
     for (name, batch), runs in results.items():
         notif = sum(r["notifications"] for r in runs) / sum(r["seconds"] for r in runs)
