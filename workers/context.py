@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import redis
 
 from ingest.exceptions import ConfigurationError
 from ingest.settings import Settings
 
+T = TypeVar("T")
+
 
 @dataclass
 class WorkerContext:
+    """Settings, Redis, and the long-lived clients a worker process builds once."""
+
     settings: Settings
     redis: redis.Redis
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    def resource(self, name: str, factory: Callable[[WorkerContext], T]) -> T:
+        """The process's one `name` (a Graph client, a Salesforce session), built once."""
+        if name not in self.resources:
+            self.resources[name] = factory(self)
+        value: T = self.resources[name]
+        return value
+
+    def close(self) -> None:
+        """Close every resource that can be closed (tests and worker shutdown)."""
+        for value in self.resources.values():
+            closer = getattr(value, "close", None)
+            if callable(closer):
+                closer()
+        self.resources.clear()
 
 
 _current: WorkerContext | None = None
@@ -36,8 +58,10 @@ def current() -> WorkerContext:
 
 
 def reset() -> None:
-    """Forget the process's context (tests)."""
+    """Close and forget the process's context (tests)."""
     global _current
+    if _current is not None:
+        _current.close()
     _current = None
 
 
