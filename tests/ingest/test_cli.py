@@ -120,3 +120,58 @@ class TestWorker:
         job.refresh()
         assert job.get_status() == "finished"
         assert redis_conn.hget("ingest:ledger:resource:callRecords:x", "notifications") == b"1"
+
+
+class TestServe:
+    """`ingest serve` answers the handshake, stores notifications, and stops on SIGTERM."""
+
+    @pytest.mark.timeout(60)
+    def test_serves_and_stops_cleanly(self, redis_url: str, redis_conn: redis.Redis) -> None:
+        import http.client
+        import signal
+        import time
+
+        from tests.ingest.conftest import register_known
+        from tests.redis_server import free_port
+
+        register_known(redis_conn)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "SF_"))}
+        env.update(REDIS_URL=redis_url, GRAPH_TENANT_ID=p.TENANT)
+        proc = subprocess.Popen(
+            [INGEST, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    conn.request("POST", "/graph/lifecycle?validationToken=a%20b")
+                    resp = conn.getresponse()
+                    answer = (resp.status, resp.read())
+                    conn.close()
+                    break
+                except OSError:
+                    conn.close()
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            assert answer == (200, b"a b")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request(
+                "POST",
+                "/graph/notifications",
+                body=json.dumps(p.body(p.call_record())),
+                headers={"Content-Type": "application/json"},
+            )
+            assert conn.getresponse().status == 202
+            conn.close()
+            assert redis_conn.llen("rq:queue:ingest") == 1
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert b"clientState" not in err and p.CR_STATE.encode() not in err
