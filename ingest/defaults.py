@@ -21,5 +21,9 @@ JOB_TIMEOUT_SECONDS = 300
 JOB_RESULT_TTL_SECONDS = 24 * 3600
 JOB_RETRY_INTERVALS = (10, 60, 300)
 
+# Crash safety: a running job's registry entry lives this long unless its worker renews it
+# (every third of it); another worker's maintenance (every half of it) then retries the job.
+WORKER_HEARTBEAT_TTL_SECONDS = 30
+
 # Redis key prefix for everything the product stores.
 KEY_PREFIX = "ingest"

@@ -105,6 +105,7 @@ class Settings:
     max_body_bytes: int = defaults.MAX_BODY_BYTES
     dedupe_ttl_seconds: int = defaults.DEDUPE_TTL_SECONDS
     queue: str = defaults.QUEUE
+    worker_heartbeat_ttl: int = defaults.WORKER_HEARTBEAT_TTL_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -160,6 +161,9 @@ class Settings:
             max_body_bytes=_int(env, "INGEST_MAX_BODY_BYTES", defaults.MAX_BODY_BYTES),
             dedupe_ttl_seconds=_int(env, "INGEST_DEDUPE_TTL_SECONDS", defaults.DEDUPE_TTL_SECONDS),
             queue=queue,
+            worker_heartbeat_ttl=_int(
+                env, "INGEST_WORKER_HEARTBEAT_TTL", defaults.WORKER_HEARTBEAT_TTL_SECONDS, minimum=3
+            ),
         )
 
     def require_graph(self) -> None:

@@ -3,32 +3,78 @@
 One queue per worker process, because RQ's reliable dequeue (BLMOVE into an intermediate
 list) applies only to single-queue workers. Jobs run in the worker process itself
 (SimpleWorker), so the Graph client and its event loop live as long as the process.
-A worker killed mid-job leaves the job in the started registry; another worker's
-maintenance (every `MAINTENANCE_INTERVAL` seconds) retries it.
+
+Crash safety: RQ's SimpleWorker sends no heartbeat while a job runs, so a killed worker's
+job would sit in the started registry for the job timeout plus a minute. This worker
+renews the job's entry from a thread every third of `worker_heartbeat_ttl` instead, and
+runs maintenance every half of it: a job whose worker was killed is retried by another
+worker within about one and a half `worker_heartbeat_ttl` (plus the job's retry interval).
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
+from typing import Any
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.worker import WorkerStatus
 
-from ingest import logs
+from ingest import defaults, logs
 from ingest.settings import Settings
 from workers.context import WorkerContext, install
 
-MAINTENANCE_INTERVAL = 30
-WORKER_TTL = 60
+log = logs.get_logger("workers.worker")
 
 
-def build_worker(settings: Settings, conn: redis.Redis) -> SimpleWorker:
+class IngestWorker(SimpleWorker):
+    """A SimpleWorker that keeps a running job's registry entry alive from a thread."""
+
+    heartbeat_ttl: int = defaults.WORKER_HEARTBEAT_TTL_SECONDS
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return self.heartbeat_ttl
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=self._beat, args=(job, execution, stop), daemon=True, name="job-heartbeat"
+        )
+        beat.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            stop.set()
+            beat.join(5)
+        self.set_state(WorkerStatus.IDLE)
+
+    def _beat(self, job: Job, execution: Any, stop: threading.Event) -> None:
+        interval = max(1.0, self.heartbeat_ttl / 3)
+        while not stop.wait(interval):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except redis.RedisError as exc:  # the next beat may succeed; the job goes on
+                log.warning("heartbeat_failed", job_id=job.id, error=type(exc).__name__)
+
+
+def build_worker(settings: Settings, conn: redis.Redis) -> IngestWorker:
     queue = Queue(settings.queue, connection=conn, serializer=JSONSerializer)
-    return SimpleWorker(
-        [queue], connection=conn, serializer=JSONSerializer,
-        maintenance_interval=MAINTENANCE_INTERVAL, worker_ttl=WORKER_TTL,
-    )  # fmt: skip
+    ttl = settings.worker_heartbeat_ttl
+    worker = IngestWorker(
+        [queue],
+        connection=conn,
+        serializer=JSONSerializer,
+        maintenance_interval=max(1, ttl // 2),
+        # RQ blocks on the queue for worker_ttl - 15 s between maintenance checks.
+        worker_ttl=15 + max(1, ttl // 2),
+        job_monitoring_interval=max(1, ttl // 3),
+    )
+    worker.heartbeat_ttl = ttl
+    return worker
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -36,8 +82,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     conn = redis.Redis.from_url(settings.redis_url)
     install(WorkerContext(settings, conn))
     worker = build_worker(settings, conn)
-    logs.get_logger("workers.worker").info(
-        "worker_starting", queue=settings.queue, burst=args.burst
+    log.info(
+        "worker_starting",
+        queue=settings.queue,
+        burst=args.burst,
+        heartbeat_ttl=settings.worker_heartbeat_ttl,
     )
     worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")
     return 0

@@ -1,0 +1,72 @@
+"""A worker killed mid-job loses nothing: another worker runs the job again, in bounded time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue, Retry
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+ROOT = Path(__file__).resolve().parents[2]
+INGEST = str(Path(sys.executable).parent / "ingest")
+HEARTBEAT_TTL = 4
+
+
+def start_worker(redis_url: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "SF_"))}
+    env.update(
+        REDIS_URL=redis_url, PYTHONPATH=str(ROOT), INGEST_WORKER_HEARTBEAT_TTL=str(HEARTBEAT_TTL)
+    )
+    return subprocess.Popen(
+        [INGEST, "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_for(predicate: object, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.2)
+    return False
+
+
+class TestCrashSafety:
+    """SIGKILL of the worker running a job: the job is retried by another worker and finishes."""
+
+    @pytest.mark.timeout(90)
+    def test_killed_worker_job_runs_again(self, redis_url: str, redis_conn: redis.Redis) -> None:
+        queue = Queue("ingest", connection=redis_conn, serializer=JSONSerializer)
+        job = queue.enqueue(
+            "tests.workers.crash_jobs.hang_first_time", "a", retry=Retry(max=2), job_timeout=300
+        )
+        first = start_worker(redis_url)
+        second: subprocess.Popen[bytes] | None = None
+        try:
+            assert wait_for(lambda: redis_conn.get("test:attempts:a") == b"1", 30)
+            os.killpg(first.pid, signal.SIGKILL)  # the worker and its scheduler, mid-job
+            first.wait(10)
+            second = start_worker(redis_url)
+            # Bound: the entry expires within HEARTBEAT_TTL, maintenance runs every TTL/2,
+            # plus the second worker's start-up; generous to stay independent of load.
+            assert wait_for(lambda: redis_conn.get("test:done:a") is not None, 60)
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(20)
+        assert redis_conn.get("test:done:a") == b"2"
+        job = Job.fetch(job.id, connection=redis_conn, serializer=JSONSerializer)
+        assert wait_for(lambda: job.get_status(refresh=True) == "finished", 10)
