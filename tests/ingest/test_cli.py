@@ -87,7 +87,7 @@ class TestStatus:
         assert "queues:" in result.stdout
 
     def test_unreachable_redis_is_a_failure(self) -> None:
-        from tests.redis_server import free_port
+        from ingest.embedded_redis import free_port
 
         result = run(
             "status", "--json", env={"REDIS_URL": f"redis://:pw@127.0.0.1:{free_port()}/0"}
@@ -131,8 +131,8 @@ class TestServe:
         import signal
         import time
 
+        from ingest.embedded_redis import free_port
         from tests.ingest.conftest import register_known
-        from tests.redis_server import free_port
 
         register_known(redis_conn)
         port = free_port()

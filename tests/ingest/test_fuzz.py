@@ -19,10 +19,10 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from ingest.app import create_app
+from ingest.embedded_redis import RedisServer, free_port
 from ingest.settings import Settings
 from tests.ingest import payloads as p
 from tests.ingest.conftest import register_known
-from tests.redis_server import RedisServer, free_port
 
 FUZZ_DB = 0  # the per-test fixtures cycle through databases 1-63
 SAFE_RESOURCE = re.compile(

