@@ -29,10 +29,14 @@ class Caller:
 
 def _unauthorized(message: str) -> GraphHTTPError:
     return GraphHTTPError(
-        401, "InvalidAuthenticationToken", message,
-        headers={"WWW-Authenticate": 'Bearer realm="", authorization_uri='
-                 '"https://login.microsoftonline.com/common/oauth2/authorize"'},
-    )  # fmt: skip
+        401,
+        "InvalidAuthenticationToken",
+        message,
+        headers={
+            "WWW-Authenticate": 'Bearer realm="", authorization_uri='
+            '"https://login.microsoftonline.com/common/oauth2/authorize"'
+        },
+    )
 
 
 def caller_from_claims(claims: dict[str, Any]) -> Caller:
@@ -79,11 +83,12 @@ def require_user_access(request: web.Request, user_id: str, *, app_role: str, sc
     if own and (scope in who.scopes or _implied(scope, who.scopes)):
         return who
     raise GraphHTTPError(
-        403, "Forbidden",
-        "Insufficient privileges to complete the operation." if who.is_app
-        else "The caller may read only their own resources with the delegated permission "
-        f"{scope}.",
-    )  # fmt: skip
+        403,
+        "Forbidden",
+        "Insufficient privileges to complete the operation."
+        if who.is_app
+        else f"The caller may read only their own resources with the delegated permission {scope}.",
+    )
 
 
 def _implied(scope: str, held: frozenset[str]) -> bool:

@@ -56,8 +56,14 @@ class SigningKey:
 
     def jwks(self) -> dict[str, Any]:
         nums = self.key.public_key().public_numbers()
-        jwk = {"kty": "RSA", "use": "sig", "kid": self.kid, "x5t": self.kid,
-               "n": _int_b64(nums.n), "e": _int_b64(nums.e)}  # fmt: skip
+        jwk = {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.kid,
+            "n": _int_b64(nums.n),
+            "e": _int_b64(nums.e),
+        }
         return {"keys": [jwk]}
 
     def sign(self, claims: dict[str, Any]) -> str:
@@ -66,7 +72,7 @@ class SigningKey:
         )
 
 
-def _principal_id(app_id: str) -> str:
+def principal_id(app_id: str) -> str:
     """A stable service principal id for an app in the emulated tenant."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "sp:" + app_id))
 
@@ -85,9 +91,12 @@ class TokenIssuer:
     """Issues app and delegated access tokens, id tokens and refresh tokens; verifies them."""
 
     def __init__(
-        self, key: SigningKey, tenant_id: str, clock: Callable[[], float],
+        self,
+        key: SigningKey,
+        tenant_id: str,
+        clock: Callable[[], float],
         lifetime: Callable[[], float],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.key = key
         self.tenant_id = tenant_id
         self.clock = clock
@@ -101,39 +110,81 @@ class TokenIssuer:
     def _base(self, authority: str, lifetime: float | None = None) -> dict[str, Any]:
         now = int(self.clock())
         life = int(self.lifetime() if lifetime is None else lifetime)
-        return {"iss": self.issuer(authority), "tid": self.tenant_id, "iat": now,
-                "nbf": now, "exp": now + life, "uti": b64url(uuid.uuid4().bytes),
-                "ver": "2.0"}  # fmt: skip
+        return {
+            "iss": self.issuer(authority),
+            "tid": self.tenant_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + life,
+            "uti": b64url(uuid.uuid4().bytes),
+            "ver": "2.0",
+        }
 
     def app_token(self, authority: str, client_id: str = CLIENT_ID) -> tuple[str, int]:
         """An app-only access token for Graph with every application role; (jwt, expires_in)."""
         claims = self._base(authority)
-        sp = _principal_id(client_id)
-        claims.update({"aud": GRAPH_RESOURCE, "appid": client_id, "azp": client_id,
-                       "idtyp": "app", "oid": sp, "sub": sp, "roles": list(APP_ROLES)})  # fmt: skip
+        sp = principal_id(client_id)
+        claims.update(
+            {
+                "aud": GRAPH_RESOURCE,
+                "appid": client_id,
+                "azp": client_id,
+                "idtyp": "app",
+                "oid": sp,
+                "sub": sp,
+                "roles": list(APP_ROLES),
+            }
+        )
         self.issued += 1
         return self.key.sign(claims), claims["exp"] - claims["iat"]
 
     def user_token(
-        self, authority: str, client_id: str, user_id: str, upn: str, name: str,
+        self,
+        authority: str,
+        client_id: str,
+        user_id: str,
+        upn: str,
+        name: str,
         scopes: Iterable[str],
-    ) -> tuple[str, int]:  # fmt: skip
+    ) -> tuple[str, int]:
         """A delegated access token for Graph: `scp` = the requested scopes, `oid` = the user."""
         claims = self._base(authority)
-        claims.update({"aud": GRAPH_RESOURCE, "appid": client_id, "azp": client_id,
-                       "idtyp": "user", "oid": user_id, "sub": user_id, "name": name,
-                       "preferred_username": upn, "upn": upn,
-                       "scp": " ".join(scopes_of(scopes))})  # fmt: skip
+        claims.update(
+            {
+                "aud": GRAPH_RESOURCE,
+                "appid": client_id,
+                "azp": client_id,
+                "idtyp": "user",
+                "oid": user_id,
+                "sub": user_id,
+                "name": name,
+                "preferred_username": upn,
+                "upn": upn,
+                "scp": " ".join(scopes_of(scopes)),
+            }
+        )
         self.issued += 1
         return self.key.sign(claims), claims["exp"] - claims["iat"]
 
     def id_token(
-        self, authority: str, client_id: str, user_id: str, upn: str, name: str,
+        self,
+        authority: str,
+        client_id: str,
+        user_id: str,
+        upn: str,
+        name: str,
         nonce: str | None,
-    ) -> str:  # fmt: skip
+    ) -> str:
         claims = self._base(authority)
-        claims.update({"aud": client_id, "oid": user_id, "sub": user_id, "name": name,
-                       "preferred_username": upn})  # fmt: skip
+        claims.update(
+            {
+                "aud": client_id,
+                "oid": user_id,
+                "sub": user_id,
+                "name": name,
+                "preferred_username": upn,
+            }
+        )
         if nonce:
             claims["nonce"] = nonce
         return self.key.sign(claims)
@@ -141,10 +192,18 @@ class TokenIssuer:
     def validation_token(self, authority: str, app_id: str) -> str:
         """A rich notification's validation token: published by Graph's change tracking app."""
         claims = self._base(authority, lifetime=3600)
-        sp = _principal_id(CHANGE_TRACKING_APP_ID)
+        sp = principal_id(CHANGE_TRACKING_APP_ID)
         publisher = CHANGE_TRACKING_APP_ID
-        claims.update({"aud": app_id, "azp": publisher, "appid": publisher, "azpacr": "2",
-                       "oid": sp, "sub": sp})  # fmt: skip
+        claims.update(
+            {
+                "aud": app_id,
+                "azp": publisher,
+                "appid": publisher,
+                "azpacr": "2",
+                "oid": sp,
+                "sub": sp,
+            }
+        )
         return self.key.sign(claims)
 
     def refresh_token(self, grant: dict[str, Any]) -> str:
@@ -167,10 +226,12 @@ class TokenIssuer:
             if header.get("kid") != self.key.kid:
                 raise TokenError("the token was not signed by this emulator")
             claims: dict[str, Any] = jwt.decode(
-                token, self.key.key.public_key(), algorithms=["RS256"],
+                token,
+                self.key.key.public_key(),
+                algorithms=["RS256"],
                 audience=list(GRAPH_AUDIENCES),
                 options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
-            )  # fmt: skip
+            )
         except jwt.PyJWTError as exc:
             raise TokenError(f"the token is not valid: {exc}") from None
         now = self.clock()
