@@ -1,0 +1,211 @@
+"""Change and lifecycle notifications: what playing a meeting sends, to whom, and when."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from emulators.graph.clock import iso
+from emulators.graph.delivery import Delivery
+from emulators.graph.encryption import encrypted_content
+from emulators.graph.faults import GraphFaults
+from emulators.graph.options import GraphOptions
+from emulators.graph.subscriptions import Subscription, SubscriptionStore
+from emulators.graph.tokens import TokenIssuer
+
+if TYPE_CHECKING:
+    from emulators.graph.world import World
+
+LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+
+
+class Notifier:
+    """Sends the notifications of played meetings and lifecycle events to subscribers."""
+
+    def __init__(
+        self,
+        world: World,
+        store: SubscriptionStore,
+        issuer: TokenIssuer,
+        delivery: Delivery,
+        faults: GraphFaults,
+        options: GraphOptions,
+        rng: random.Random,
+    ) -> None:
+        self.world = world
+        self.store = store
+        self.issuer = issuer
+        self.delivery = delivery
+        self.faults = faults
+        self.options = options
+        self.rng = rng
+
+    # -- change notifications -------------------------------------------------------------
+    def play(self, meeting_ids: Sequence[str] | None = None) -> list[str]:
+        """Play meetings (KeyError on an unknown id) and send their notifications meanwhile."""
+        played = self.world.play(meeting_ids)
+        self.delivery.spawn(self._run(played))
+        return played
+
+    async def _run(self, meetings: list[str]) -> None:
+        batch = [
+            (sub, self._call_record_item(sub, m, "created"))
+            for m in meetings
+            for sub in self._call_record_subscriptions("created")
+        ]
+        self._send_batch(batch)
+        for m in meetings:
+            self.delivery.spawn(self._updated_later(m))
+            if self.world.has_transcript(m):
+                self.delivery.spawn(self._transcript_when_ready(m))
+
+    def _send_batch(self, batch: list[tuple[Subscription, dict[str, Any]]]) -> None:
+        if self.faults.out_of_order:
+            self.rng.shuffle(batch)
+        for sub, item in batch:
+            if self.rng.random() < self.faults.drop_rate:
+                self.delivery.counts["dropped"] += 1
+                continue
+            copies = 2 if self.rng.random() < self.faults.duplicate_rate else 1
+            for _ in range(copies):
+                self.delivery.spawn(self._deliver(sub, item))
+
+    async def _deliver(self, sub: Subscription, item: dict[str, Any]) -> None:
+        if self.faults.delay_s > 0:
+            await asyncio.sleep(self.faults.delay_s)
+        body: dict[str, Any] = {"value": [item]}
+        if sub.include_resource_data:
+            app_id = sub.notification_url_app_id or sub.application_id
+            body["validationTokens"] = [self.issuer.validation_token(sub.authority, app_id)]
+        await self.delivery.post(sub.notification_url, body)
+
+    def _call_record_subscriptions(self, change: str) -> list[Subscription]:
+        return [
+            s
+            for s in self.store.live()
+            if s.kind == "callRecords" and change in s.change_type.lower().split(",")
+        ]
+
+    def _base_item(self, sub: Subscription, change: str) -> dict[str, Any]:
+        return {
+            "subscriptionId": sub.id,
+            "subscriptionExpirationDateTime": iso(sub.expiration),
+            "changeType": change,
+            "clientState": sub.client_state,
+            "tenantId": sub.tenant_id,
+        }
+
+    def _call_record_item(self, sub: Subscription, meeting: str, change: str) -> dict[str, Any]:
+        cid = self.world.call_record_id(meeting)
+        resource = f"communications/callRecords/{cid}"
+        item = self._base_item(sub, change)
+        item["resource"] = resource
+        item["resourceData"] = {
+            "@odata.type": "#Microsoft.Graph.callRecord",
+            "@odata.id": resource,
+            "id": cid,
+        }
+        return item
+
+    async def _updated_later(self, meeting: str) -> None:
+        await asyncio.sleep(self.options.updated_delay_s)
+        self.world.bump_call_record_version(meeting)
+        batch = [
+            (sub, self._call_record_item(sub, meeting, "updated"))
+            for sub in self._call_record_subscriptions("updated")
+        ]
+        self._send_batch(batch)
+
+    async def _transcript_when_ready(self, meeting: str) -> None:
+        played_at = self.world.played_at(meeting)
+        while not self.world.transcript_ready(meeting):
+            await asyncio.sleep(self.options.transcript_poll_s)
+            if self.world.played_at(meeting) != played_at:
+                return  # played again: that play sends its own notification
+        organizer = self.world.organizer_id(meeting)
+        batch = [
+            (sub, self._transcript_item(sub, meeting, organizer))
+            for sub in self.store.live()
+            if sub.covers_organizer(organizer)
+            and played_at is not None
+            and sub.created_at <= played_at
+        ]
+        self._send_batch(batch)
+
+    def _transcript_item(self, sub: Subscription, meeting: str, organizer: str) -> dict[str, Any]:
+        om_id = self.world.online_meeting_id(meeting)
+        t_id = self.world.transcript_id(meeting)
+        if sub.user_id is not None:
+            resource = f"users('{organizer}')/onlineMeetings('{om_id}')/transcripts('{t_id}')"
+        else:
+            resource = f"communications/onlineMeetings('{om_id}')/transcripts('{t_id}')"
+        item = self._base_item(sub, "created")
+        item["resource"] = resource
+        item["resourceData"] = {
+            "id": t_id,
+            "@odata.type": "#Microsoft.Graph.callTranscript",
+            "@odata.id": resource,
+        }
+        if sub.include_resource_data and sub.encryption_certificate:
+            ready_at = self.world.transcript_ready_at(meeting)
+            data = {
+                "id": t_id,
+                "meetingId": om_id,
+                "callId": self.world.call_record_id(meeting),
+                "createdDateTime": iso(ready_at) if ready_at is not None else None,
+                "transcriptContentUrl": (
+                    f"communications/onlineMeetings/{om_id}/transcripts/{t_id}/content"
+                ),
+                "meetingOrganizer": {
+                    "application": None,
+                    "device": None,
+                    "user": {
+                        "userIdentityType": "aadUser",
+                        "id": organizer,
+                        "displayName": None,
+                        "tenantId": sub.tenant_id,
+                    },
+                },
+            }
+            item["encryptedContent"] = encrypted_content(
+                data, sub.encryption_certificate, sub.encryption_certificate_id or ""
+            )
+        return item
+
+    # -- lifecycle notifications ----------------------------------------------------------
+    def lifecycle(self, sub: Subscription, event: str) -> None:
+        """Send a lifecycle event; `subscriptionRemoved` also removes the subscription."""
+        if event not in LIFECYCLE_EVENTS:
+            raise ValueError(f"event must be one of {', '.join(LIFECYCLE_EVENTS)}")
+        if sub.lifecycle_notification_url is None:
+            raise ValueError("the subscription has no lifecycleNotificationUrl")
+        item = {
+            "subscriptionId": sub.id,
+            "subscriptionExpirationDateTime": iso(sub.expiration),
+            "tenantId": sub.tenant_id,
+            "clientState": sub.client_state,
+            "lifecycleEvent": event,
+        }
+        if event == "subscriptionRemoved":
+            self.store.items.pop(sub.id, None)
+        self.delivery.spawn(self.delivery.post(sub.lifecycle_notification_url, {"value": [item]}))
+
+    async def watch_expiry(self) -> None:
+        """Send reauthorizationRequired once per expiry to subscriptions close to it."""
+        before = self.options.reauthorize_before_s
+        if before is None:
+            return
+        while True:
+            now = self.store.clock()
+            for sub in self.store.live():
+                due = sub.expiration - now <= before
+                if (
+                    due
+                    and sub.lifecycle_notification_url
+                    and (sub.reauthorization_sent_for != sub.expiration)
+                ):
+                    sub.reauthorization_sent_for = sub.expiration
+                    self.lifecycle(sub, "reauthorizationRequired")
+            await asyncio.sleep(self.options.lifecycle_check_s)
