@@ -55,9 +55,7 @@ class RedisServer:
             "--save", "", "--appendonly", "no", "--dir", self.dir,
             "--databases", "64",
         ]  # fmt: skip
-        self.proc = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
