@@ -214,3 +214,31 @@ class TestFuzz:
         assert [j["ids"]["callRecordId"] for j in stored(conn)] == [
             "abcdef01-2966-4b6b-925b-754a88034cc5"
         ]
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        token=st.text(min_size=1, max_size=200).filter(lambda t: "\x00" not in t),
+        path=st.sampled_from(["/graph/notifications", "/graph/lifecycle"]),
+        content_type=st.sampled_from([None, "text/plain; charset=utf-8", "application/json"]),
+        body=st.binary(max_size=64),
+    )
+    def test_any_token_is_echoed(
+        self,
+        fuzz_env: tuple[Server, redis.Redis],
+        token: str,
+        path: str,
+        content_type: str | None,
+        body: bytes,
+    ) -> None:
+        from urllib.parse import quote
+
+        server, _ = fuzz_env
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        headers = {"Content-Type": content_type} if content_type else {}
+        conn.request(
+            "POST", f"{path}?validationToken={quote(token, safe='')}", body=body, headers=headers
+        )
+        resp = conn.getresponse()
+        answer = (resp.status, resp.getheader("Content-Type"), resp.read().decode())
+        conn.close()
+        assert answer == (200, "text/plain; charset=utf-8", token)
