@@ -27,3 +27,11 @@ WORKER_HEARTBEAT_TTL_SECONDS = 30
 
 # Redis key prefix for everything the product stores.
 KEY_PREFIX = "ingest"
+
+# The meeting pipeline (workers/pipeline.py).
+TRANSCRIPT_WINDOW_SECONDS = 7200.0  # how long a missing transcript is waited for (§5.2)
+TRANSCRIPT_FIRST_INTERVAL_SECONDS = 60.0  # first re-check; each next one waits twice as long
+GRAPH_TIMEOUT_SECONDS = 30.0  # per Graph request (the SDK's own default is 100 s)
+CALL_RECORDS_MAX_MINUTES = 4230  # subscription lifetimes (reference/graph.md §2)
+TRANSCRIPTS_MAX_MINUTES = 4320
+SUBSCRIPTION_MARGIN_MINUTES = 15  # ask a little under the maximum

@@ -65,6 +65,30 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"must be a number of seconds, got {raw!r}") from None
+    if not value >= minimum:  # also rejects NaN
+        raise ConfigurationError(name, f"must be at least {minimum:g}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(name, f"must be true or false, got {raw!r}")
+
+
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
 
@@ -106,6 +130,11 @@ class Settings:
     dedupe_ttl_seconds: int = defaults.DEDUPE_TTL_SECONDS
     queue: str = defaults.QUEUE
     worker_heartbeat_ttl: int = defaults.WORKER_HEARTBEAT_TTL_SECONDS
+
+    transcript_window_seconds: float = defaults.TRANSCRIPT_WINDOW_SECONDS
+    transcript_first_interval_seconds: float = defaults.TRANSCRIPT_FIRST_INTERVAL_SECONDS
+    tenant_wide_transcripts: bool = False
+    graph_timeout_seconds: float = defaults.GRAPH_TIMEOUT_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +192,19 @@ class Settings:
             queue=queue,
             worker_heartbeat_ttl=_int(
                 env, "INGEST_WORKER_HEARTBEAT_TTL", defaults.WORKER_HEARTBEAT_TTL_SECONDS, minimum=3
+            ),
+            transcript_window_seconds=_float(
+                env, "INGEST_TRANSCRIPT_WINDOW_SECONDS", defaults.TRANSCRIPT_WINDOW_SECONDS, 0
+            ),
+            transcript_first_interval_seconds=_float(
+                env,
+                "INGEST_TRANSCRIPT_FIRST_INTERVAL_SECONDS",
+                defaults.TRANSCRIPT_FIRST_INTERVAL_SECONDS,
+                0.1,
+            ),
+            tenant_wide_transcripts=_bool(env, "INGEST_TENANT_WIDE_TRANSCRIPTS", False),
+            graph_timeout_seconds=_float(
+                env, "INGEST_GRAPH_TIMEOUT_SECONDS", defaults.GRAPH_TIMEOUT_SECONDS, 1
             ),
         )
 

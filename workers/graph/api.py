@@ -1,0 +1,241 @@
+"""The Graph requests the pipeline makes, each returning Graph's JSON as plain dicts.
+
+Working on JSON (rather than SDK models) keeps the rest of the pipeline testable with the
+documented payloads, and keeps fields the SDK models lack (`tenantId` on userIdentity).
+Every method is one request unless it says otherwise; page sizes and filters live here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ingest.exceptions import UpstreamPermanent
+from workers.graph.client import GraphClient, as_json
+from workers.graph.errors import GraphNotFound
+
+MAX_PAGES = 50  # participants_v2 pages hold 130; 50 pages is far beyond any meeting
+
+
+@dataclass
+class _Query:
+    """OData query options for any request builder, named as the SDK's generated ones are."""
+
+    expand: list[str] | None = None
+    filter: str | None = None
+    select: list[str] | None = None
+
+    def get_query_parameter(self, original_name: str) -> str:
+        return f"%24{original_name}"
+
+
+def _config(**query: Any) -> Any:
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+
+    config: Any = RequestConfiguration()
+    if query:
+        config.query_parameters = _Query(**query)
+    return config
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class GraphApi:
+    """The pipeline's view of Graph: resources as JSON, 404 as None where absence is normal."""
+
+    def __init__(self, client: GraphClient) -> None:
+        self.client = client
+
+    # callRecords -------------------------------------------------------------------------
+    def call_record(self, call_record_id: str) -> dict[str, Any] | None:
+        """The callRecord with `participants_v2` expanded and every page of it followed."""
+
+        async def get(sdk: Any) -> dict[str, Any]:
+            item = sdk.communications.call_records.by_call_record_id(call_record_id)
+            record = as_json(
+                await item.get(request_configuration=_config(expand=["participants_v2"]))
+            )
+            link = record.pop("participants_v2@odata.nextLink", None)
+            people = list(record.get("participants_v2") or [])
+            for _ in range(MAX_PAGES):
+                if not link:
+                    break
+                page = as_json(await item.participants_v2.with_url(link).get())
+                people.extend(page.get("value") or [])
+                link = page.get("@odata.nextLink")
+            record["participants_v2"] = people
+            return record
+
+        try:
+            return self.client.call(f"reading callRecord {call_record_id}", get)
+        except GraphNotFound:
+            return None
+
+    # online meetings ---------------------------------------------------------------------
+    def meeting_by_join_url(self, organizer_id: str, join_web_url: str) -> dict[str, Any] | None:
+        """The organizer's online meeting with this join link, or None."""
+        escaped = join_web_url.replace("'", "''")
+
+        async def get(sdk: Any) -> dict[str, Any]:
+            builder = sdk.users.by_user_id(organizer_id).online_meetings
+            found = await builder.get(
+                request_configuration=_config(filter=f"JoinWebUrl eq '{escaped}'")
+            )
+            return as_json(found)
+
+        try:
+            page = self.client.call("finding the online meeting by joinWebUrl", get)
+        except GraphNotFound:
+            return None
+        meetings = page.get("value") or []
+        return meetings[0] if meetings else None
+
+    def meeting(self, organizer_id: str, meeting_id: str) -> dict[str, Any] | None:
+        async def get(sdk: Any) -> dict[str, Any]:
+            builder = sdk.users.by_user_id(organizer_id).online_meetings
+            return as_json(await builder.by_online_meeting_id(meeting_id).get())
+
+        try:
+            return self.client.call("reading the online meeting", get)
+        except GraphNotFound:
+            return None
+
+    def attendance(
+        self, organizer_id: str, meeting_id: str, start: datetime | None, end: datetime | None
+    ) -> dict[str, Any] | None:
+        """The attendance report for this occurrence, with its records (two requests), or None.
+
+        A recurring meeting has one report per session: pick the one overlapping start..end,
+        else the latest.
+        """
+
+        def meeting_builder(sdk: Any) -> Any:
+            return sdk.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(
+                meeting_id
+            )
+
+        async def listing(sdk: Any) -> dict[str, Any]:
+            return as_json(await meeting_builder(sdk).attendance_reports.get())
+
+        try:
+            reports = self.client.call("listing attendance reports", listing).get("value") or []
+        except GraphNotFound:
+            return None
+        chosen = _pick_report(reports, start, end)
+        if chosen is None:
+            return None
+        report_id = str(chosen["id"])
+
+        async def one(sdk: Any) -> dict[str, Any]:
+            builder = meeting_builder(sdk).attendance_reports.by_meeting_attendance_report_id(
+                report_id
+            )
+            return as_json(
+                await builder.get(request_configuration=_config(expand=["attendanceRecords"]))
+            )
+
+        try:
+            return self.client.call("reading the attendance report", one)
+        except GraphNotFound:
+            return None
+
+    # transcripts -------------------------------------------------------------------------
+    def transcripts(self, organizer_id: str, meeting_id: str) -> list[dict[str, Any]]:
+        async def get(sdk: Any) -> dict[str, Any]:
+            builder = sdk.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(
+                meeting_id
+            )
+            return as_json(await builder.transcripts.get())
+
+        try:
+            return list(self.client.call("listing transcripts", get).get("value") or [])
+        except GraphNotFound:
+            return []
+
+    def transcript_content(
+        self, organizer_id: str, meeting_id: str, transcript_id: str
+    ) -> str | None:
+        """The WebVTT text (a metered download), or None while Graph says 404."""
+
+        async def get(sdk: Any) -> bytes | None:
+            builder = sdk.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(
+                meeting_id
+            )
+            config = _config()
+            config.headers.add("Accept", "text/vtt")
+            content = builder.transcripts.by_call_transcript_id(transcript_id).content
+            data: bytes | None = await content.get(request_configuration=config)
+            return data
+
+        try:
+            data = self.client.call("downloading the transcript", get)
+        except GraphNotFound:
+            return None
+        if data is None:
+            return None
+        return data.decode("utf-8-sig", errors="replace")
+
+    # directory ---------------------------------------------------------------------------
+    def user(self, upn_or_id: str) -> dict[str, Any] | None:
+        async def get(sdk: Any) -> dict[str, Any]:
+            config = _config(select=["id", "userPrincipalName", "displayName", "mail"])
+            return as_json(await sdk.users.by_user_id(upn_or_id).get(request_configuration=config))
+
+        try:
+            return self.client.call(f"reading user {upn_or_id}", get)
+        except GraphNotFound:
+            return None
+
+    def verified_domains(self) -> list[str]:
+        """The tenant's verified domains (`GET /organization`)."""
+
+        async def get(sdk: Any) -> dict[str, Any]:
+            return as_json(await sdk.organization.get())
+
+        orgs = self.client.call("reading the organization's domains", get).get("value") or []
+        names = [
+            str(d.get("name"))
+            for org in orgs
+            for d in (org.get("verifiedDomains") or [])
+            if isinstance(d, dict) and d.get("name")
+        ]
+        if not names:
+            raise UpstreamPermanent(
+                "Graph returned no verified domains for the tenant: set INTERNAL_DOMAINS"
+            )
+        return names
+
+
+def _pick_report(
+    reports: list[dict[str, Any]], start: datetime | None, end: datetime | None
+) -> dict[str, Any] | None:
+    def span(report: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+        return _parse_time(report.get("meetingStartDateTime")), _parse_time(
+            report.get("meetingEndDateTime")
+        )
+
+    candidates = [r for r in reports if isinstance(r, dict) and r.get("id")]
+    if not candidates:
+        return None
+    if start is not None and end is not None:
+        slack = timedelta(minutes=5)
+        for report in candidates:
+            r_start, r_end = span(report)
+            if r_start and r_end and r_start <= end + slack and r_end >= start - slack:
+                return report
+    floor = datetime.min.replace(tzinfo=UTC)
+    return max(candidates, key=lambda r: span(r)[0] or floor)
+
+
+def pages(first: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The items of one collection page (helper for callers that page themselves)."""
+    yield from first.get("value") or []

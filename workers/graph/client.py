@@ -1,0 +1,150 @@
+"""The worker's Graph client: credential, msgraph client and the one event loop that runs it.
+
+msgraph-sdk is async-only and its connections belong to the loop that opened them, so a
+worker process keeps one loop for its whole life and runs each call with
+`run_until_complete` (RQ jobs are synchronous). The credential is azure-identity's sync one:
+it caches tokens and refreshes them before they expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from ingest.exceptions import UpstreamError
+from ingest.settings import Settings
+from workers.graph.errors import GraphUnauthorized, translate
+
+T = TypeVar("T")
+SCOPES = ["https://graph.microsoft.com/.default"]
+PUBLIC_AUTHORITY = "login.microsoftonline.com"
+MAX_RETRIES = 3  # the SDK's retry handler: 429/503/504, honouring Retry-After
+RETRY_BASE_DELAY = 1.0  # added to the exponential backoff when Graph sends no Retry-After
+
+
+def _credential(settings: Settings) -> Any:
+    from azure.identity import CertificateCredential, ClientSecretCredential
+
+    settings.require_graph()
+    authority = settings.graph_authority
+    options: dict[str, Any] = {
+        "authority": authority,
+        "disable_instance_discovery": PUBLIC_AUTHORITY not in authority,
+    }
+    if settings.ca_bundle is not None:
+        options["connection_verify"] = str(settings.ca_bundle)
+    assert settings.graph_tenant_id and settings.graph_client_id
+    if settings.graph_client_secret:
+        return ClientSecretCredential(
+            settings.graph_tenant_id,
+            settings.graph_client_id,
+            settings.graph_client_secret,
+            **options,
+        )
+    return CertificateCredential(
+        settings.graph_tenant_id,
+        settings.graph_client_id,
+        certificate_path=str(settings.graph_client_certificate_path),
+        **options,
+    )
+
+
+class GraphClient:
+    """One msgraph GraphServiceClient on one event loop; `call` runs a request on it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.timeout = httpx.Timeout(settings.graph_timeout_seconds, connect=10.0)
+        self.loop = asyncio.new_event_loop()
+        self._credential: Any = None
+        self._http: httpx.AsyncClient | None = None
+        self.sdk: Any = None
+        self._build()
+
+    def _build(self) -> None:
+        from kiota_authentication_azure.azure_identity_authentication_provider import (
+            AzureIdentityAuthenticationProvider,
+        )
+        from kiota_http.middleware.options import RetryHandlerOption
+        from msgraph import GraphServiceClient
+        from msgraph.graph_request_adapter import GraphRequestAdapter
+        from msgraph.graph_request_adapter import options as sdk_options
+        from msgraph_core import GraphClientFactory
+
+        self._credential = _credential(self.settings)
+        verify: ssl.SSLContext | bool = True
+        if self.settings.ca_bundle is not None:
+            verify = ssl.create_default_context(cafile=str(self.settings.ca_bundle))
+        self._http = httpx.AsyncClient(verify=verify, timeout=self.timeout)
+        options = dict(sdk_options)
+        options[RetryHandlerOption.get_key()] = RetryHandlerOption(
+            delay=RETRY_BASE_DELAY, max_retries=MAX_RETRIES
+        )
+        http = GraphClientFactory.create_with_default_middleware(client=self._http, options=options)
+        auth = AzureIdentityAuthenticationProvider(self._credential, scopes=SCOPES)
+        adapter = GraphRequestAdapter(auth, client=http)
+        adapter.base_url = self.settings.graph_base_url
+        self.sdk = GraphServiceClient(request_adapter=adapter)
+
+    def call(self, what: str, request: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `request(sdk_client)` on the loop; failures become UpstreamError.
+
+        A 401 is retried once with a new credential (a token revoked or expired early).
+        """
+        try:
+            return self._run(what, request)
+        except GraphUnauthorized:
+            self._reset()
+            return self._run(what, request)
+
+    def _run(self, what: str, request: Callable[[Any], Awaitable[T]]) -> T:
+        try:
+            return self.loop.run_until_complete(request(self.sdk))
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            mapped = translate(exc, what)
+            if mapped is None:
+                raise
+            raise mapped from None
+
+    def _reset(self) -> None:
+        self._close_transport()
+        self._build()
+
+    def _close_transport(self) -> None:
+        if self._http is not None and not self.loop.is_closed():
+            self.loop.run_until_complete(self._http.aclose())
+        self._http = None
+        closer = getattr(self._credential, "close", None)
+        if callable(closer):
+            closer()
+
+    def close(self) -> None:
+        """Close the HTTP connections, the credential and the loop."""
+        if self.loop.is_closed():
+            return
+        self._close_transport()
+        self.loop.close()
+
+
+def as_json(model: Any) -> dict[str, Any]:
+    """An SDK model as Graph's JSON (unknown fields such as `tenantId` kept)."""
+    from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
+
+    if model is None:
+        return {}
+    writer = JsonSerializationWriter()
+    writer.write_object_value(None, model)
+    doc = json.loads(writer.get_serialized_content())
+    return doc if isinstance(doc, dict) else {}
+
+
+def graph(context: Any) -> GraphClient:
+    """The worker process's one Graph client (built on first use)."""
+    return context.resource("graph", lambda ctx: GraphClient(ctx.settings))  # type: ignore[no-any-return]

@@ -1,0 +1,101 @@
+"""Graph failures turned into the product's exceptions: transient (retry) or permanent (stop).
+
+403 means missing consent or no Teams application access policy: retrying cannot mend it,
+so it becomes an UpstreamPermanent whose message says what the admin must do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from ingest.exceptions import UpstreamError, UpstreamPermanent, UpstreamTransient
+
+_TRANSIENT = frozenset({408, 409, 423, 429, 500, 502, 503, 504})
+_CONSENT_HINT = (
+    "grant the app's application permissions (CallRecords.Read.All, OnlineMeetings.Read.All, "
+    "OnlineMeetingArtifact.Read.All, OnlineMeetingTranscript.Read.All) with admin consent, "
+    "and a Teams application access policy for the organizer "
+    "(New-CsApplicationAccessPolicy / Grant-CsApplicationAccessPolicy)"
+)
+
+
+class GraphNotFound(UpstreamTransient):
+    """Graph answered 404: not there (yet); the caller decides whether to wait or give up."""
+
+
+class GraphUnauthorized(UpstreamTransient):
+    """Graph answered 401: the token was refused; a fresh token may mend it."""
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    raw = None
+    try:
+        raw = headers.get("retry-after") or headers.get("Retry-After")
+    except AttributeError:
+        return None
+    if not raw:
+        return None
+    text = next(iter(raw), "") if isinstance(raw, list | tuple | set) else raw
+    text = str(text).strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def from_status(
+    status: int, code: str, message: str, what: str, headers: Any = None
+) -> UpstreamError:
+    """The product's exception for a Graph answer with `status` while doing `what`."""
+    detail = f"Graph {status} {code or ''}".rstrip() + f" while {what}"
+    if message:
+        detail += f": {message[:300]}"
+    if status == 404:
+        return GraphNotFound(detail)
+    if status == 401:
+        return GraphUnauthorized(detail)
+    if status == 403:
+        return UpstreamPermanent(f"{detail}. Access denied: {_CONSENT_HINT}")
+    if status == 402:
+        return UpstreamPermanent(
+            f"{detail}. Metered API: set up Azure billing for the app (metered Teams APIs)"
+        )
+    if status in _TRANSIENT:
+        return UpstreamTransient(detail, retry_after=_retry_after(headers))
+    return UpstreamPermanent(detail)
+
+
+def translate(exc: BaseException, what: str) -> UpstreamError | None:
+    """The product's exception for an SDK or transport failure, or None when not one."""
+    status = getattr(exc, "response_status_code", None)
+    if isinstance(status, int):
+        error = getattr(exc, "error", None)
+        code = str(getattr(error, "code", "") or "")
+        message = str(getattr(error, "message", "") or "")
+        headers = getattr(exc, "response_headers", None)
+        return from_status(status, code, message, what, headers)
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTransient(f"Graph timed out while {what}")
+    if isinstance(exc, httpx.TransportError):
+        return UpstreamTransient(f"Graph unreachable while {what}: {type(exc).__name__}")
+    name = type(exc).__name__
+    if name == "ClientAuthenticationError":  # azure-identity: the token request failed
+        auth_status = getattr(exc, "status_code", None)
+        if isinstance(auth_status, int) and (auth_status == 429 or auth_status >= 500):
+            return UpstreamTransient(f"Graph sign-in answered {auth_status} while {what}")
+        return UpstreamPermanent(
+            f"Graph sign-in failed while {what}: check GRAPH_TENANT_ID, GRAPH_CLIENT_ID and "
+            "the client secret or certificate"
+        )
+    if name == "ServiceRequestError":  # azure-identity could not reach the authority
+        return UpstreamTransient(f"Graph sign-in unreachable while {what}")
+    return None
