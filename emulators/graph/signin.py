@@ -89,6 +89,8 @@ class SignIn:
             params = {"code": code, "session_state": secrets.token_hex(16)}
         if state is not None:
             params["state"] = state
+        if form.get("response_mode") == "form_post":
+            return _form_post(redirect_uri, params)
         return _redirect(redirect_uri, params)
 
     async def admin_consent(self, request: web.Request) -> web.Response:
@@ -108,6 +110,20 @@ class SignIn:
 def _redirect(uri: str, params: dict[str, str]) -> web.Response:
     sep = "&" if "?" in uri else "?"
     raise web.HTTPFound(uri + sep + urlencode(params))
+
+
+def _form_post(uri: str, params: dict[str, str]) -> web.Response:
+    """response_mode=form_post: a page that POSTs the result to the redirect URI at once."""
+    fields = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+        for k, v in params.items()
+    )
+    body = (
+        f'<form method="post" action="{html.escape(uri)}">{fields}'
+        "<noscript><button>Continue</button></noscript></form>"
+        "<script>document.forms[0].submit()</script>"
+    )
+    return _page("Working...", body)
 
 
 _STYLE = (
