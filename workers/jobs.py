@@ -1,27 +1,108 @@
 """RQ jobs: thin, module-level, with plain JSON arguments; the work lives elsewhere.
 
 The receiver enqueues these by dotted path (`workers.jobs.handle_notification`), so it never
-imports this module or what it uses.
+imports this module or what it uses. A permanent failure (403: consent or access policy
+missing) is written to the ledger and ends the job without retries; a transient one raises,
+so RQ retries the job.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import structlog
+from rq import Queue, get_current_job
+from rq.serializers import JSONSerializer
 
-from workers.context import current
+from ingest.exceptions import UpstreamPermanent
+from workers import handoff
+from workers.context import WorkerContext, current
 from workers.ledger import Ledger
+from workers.pipeline import Pipeline
 
 log = structlog.get_logger("workers.jobs")
 
 
+def pipeline(context: WorkerContext | None = None) -> Pipeline:
+    """The pipeline on the process's context: its Redis, settings and Graph client."""
+    ctx = context or current()
+
+    def graph() -> Any:
+        from workers.graph.api import GraphApi
+        from workers.graph.client import graph as graph_client
+
+        return GraphApi(graph_client(ctx))
+
+    queue = Queue(ctx.settings.queue, connection=ctx.redis, serializer=JSONSerializer)
+    return Pipeline(ctx.redis, ctx.settings, graph, queue)
+
+
 def handle_notification(payload: dict[str, Any]) -> dict[str, str]:
-    """A validated callRecord or transcript notification: note it in the ledger."""
-    entry = Ledger(current().redis).record_notification(payload)
-    log.info("notification_recorded", kind=payload.get("kind"), resource_id=entry.get("resource"),
-             notifications=entry.get("notifications"))  # fmt: skip
-    return entry
+    """A validated callRecord or transcript notification: resolve, decide, fetch, hand off."""
+    ctx = current()
+    Ledger(ctx.redis).record_notification(payload)
+    kind = str(payload.get("kind"))
+    ids = payload.get("ids") or {}
+    rid = str(ids.get("callRecordId") or ids.get("meetingId") or "")
+    work = pipeline(ctx)
+    try:
+        if kind == "callRecords":
+            result = work.on_call_record(payload)
+        elif kind == "transcripts":
+            result = work.on_transcript(payload)
+        else:
+            log.warning("unknown_notification_kind", kind=kind)
+            return {"action": "ignored"}
+    except UpstreamPermanent as exc:
+        work.fail(None, kind, rid, str(exc))
+        log.error("notification_failed", kind=kind, resource_id=rid, error=str(exc))
+        return {"action": "failed", "error": str(exc)}
+    log.info("notification_handled", kind=kind, **result)
+    return result
+
+
+def check_transcript(meeting_key: str) -> dict[str, str]:
+    """A scheduled re-check of a transcript that was not there yet."""
+    work = pipeline()
+    try:
+        result = work.check_transcript(meeting_key)
+    except UpstreamPermanent as exc:
+        work.fail(meeting_key, "meeting", meeting_key, str(exc))
+        return {"action": "failed", "error": str(exc)}
+    log.info("transcript_checked", **result)
+    return result
+
+
+def push_meeting(meeting_key: str) -> dict[str, str]:
+    """Write an eligible meeting with its transcript to Salesforce (workers.salesforce.stage)."""
+    ctx = current()
+    ledger = Ledger(ctx.redis)
+    if ledger.meeting(meeting_key).get("outcome") == "pushed":
+        return {"meeting_key": meeting_key, "action": "already pushed"}
+    meeting = handoff.load(ctx.redis, meeting_key)
+    if meeting is None:
+        ledger.error(meeting_key, "the resolved meeting expired before it was pushed")
+        ledger.set_outcome(meeting_key, "failed", "resolved meeting missing")
+        return {"meeting_key": meeting_key, "action": "failed"}
+    # Imported here: the Salesforce stage (and simple-salesforce) loads only for pushes.
+    stage = importlib.import_module("workers.salesforce.stage")
+    try:
+        ids: dict[str, str] = stage.push(meeting)
+    except UpstreamPermanent as exc:
+        ledger.error(meeting_key, str(exc))
+        ledger.set_outcome(meeting_key, "failed", str(exc))
+        return {"meeting_key": meeting_key, "action": "failed"}
+    except Exception as exc:
+        job = get_current_job()
+        ledger.error(meeting_key, f"Salesforce push failed: {exc}")
+        if job is None or not job.retries_left:
+            ledger.set_outcome(meeting_key, "failed", f"Salesforce push failed: {exc}")
+        raise
+    ledger.update(meeting_key, salesforce_ids=ids, stage="done")
+    ledger.set_outcome(meeting_key, "pushed", "written to Salesforce")
+    log.info("meeting_pushed", meeting_key=meeting_key)
+    return {"meeting_key": meeting_key, "action": "pushed", **ids}
 
 
 def handle_lifecycle(payload: dict[str, Any]) -> dict[str, str]:

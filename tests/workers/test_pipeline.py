@@ -1,0 +1,275 @@
+"""The meeting pipeline on a real Redis with a fake Graph: paths, convergence, budget, readiness."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+from rq.serializers import JSONSerializer
+
+from ingest import users
+from ingest.settings import Settings
+from tests.workers.fake_graph import (
+    ALICE,
+    BOB,
+    CAROL,
+    OTHER_TENANT,
+    TENANT,
+    FakeGraph,
+    FakeMeeting,
+    user,
+)
+from workers import handoff, transcripts
+from workers.ledger import Ledger
+from workers.pipeline import Pipeline
+
+CAROL_ID = user(CAROL, "External user", None, OTHER_TENANT)
+
+
+def cr_payload(m: FakeMeeting, change: str = "created") -> dict[str, Any]:
+    return {"kind": "callRecords", "subscriptionId": "s1", "tenantId": TENANT,
+            "changeType": change, "resource": f"communications/callRecords/{m.call_record_id}",
+            "ids": {"callRecordId": m.call_record_id}}  # fmt: skip
+
+
+def tr_payload(m: FakeMeeting, organizer: bool = True) -> dict[str, Any]:
+    ids = {"meetingId": m.online_meeting_id, "transcriptId": m.transcript_id}
+    if organizer:
+        ids["organizerId"] = m.organizer_id
+    return {"kind": "transcripts", "subscriptionId": "s2", "tenantId": TENANT,
+            "changeType": "created", "resource": "…", "ids": ids}  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def queue(redis_conn: redis.Redis) -> Queue:
+    return Queue("ingest", connection=redis_conn, serializer=JSONSerializer)
+
+
+@pytest.fixture
+def world(redis_conn: redis.Redis) -> Callable[..., tuple[Pipeline, FakeGraph, Clock]]:
+    users.add(redis_conn, users.EciUser(id=ALICE, upn="alice@contoso.com", name="Alice"))
+
+    def make(*meetings: FakeMeeting, **over: Any) -> tuple[Pipeline, FakeGraph, Clock]:
+        graph = FakeGraph(*meetings)
+        clock = Clock()
+        settings = Settings(
+            redis_url="redis://unused",
+            graph_tenant_id=TENANT,
+            internal_domains=("contoso.com",),
+            transcript_window_seconds=over.pop("window", 600.0),
+            transcript_first_interval_seconds=over.pop("first", 30.0),
+        )
+        q = Queue("ingest", connection=redis_conn, serializer=JSONSerializer)
+        return Pipeline(redis_conn, settings, lambda: graph, q, clock), graph, clock
+
+    return make
+
+
+def external_meeting(key: str = "m1", **over: Any) -> FakeMeeting:
+    return FakeMeeting(key, people=[CAROL_ID], emails={CAROL: "carol@fabrikam.com"}, **over)
+
+
+class TestRuledOutByCallRecord:
+    """A meeting the callRecord alone rules out costs one Graph request and ends skipped."""
+
+    @pytest.mark.parametrize(
+        ("meeting", "reason"),
+        [
+            (external_meeting(end="2026-11-20T15:00:30Z"), "too_short"),
+            (external_meeting(organizer_id=BOB, organizer_upn="bob@contoso.com"),
+             "recorder_not_eci_user"),
+        ],
+    )  # fmt: skip
+    def test_one_request(self, world: Any, meeting: FakeMeeting, reason: str) -> None:
+        pipe, graph, _ = world(meeting)
+        result = pipe.on_call_record(cr_payload(meeting))
+        assert graph.total == 1
+        state = pipe.ledger.meeting(result["meeting_key"])
+        assert (state["reason"], state["outcome"], state["decision"]) == (
+            reason, "skipped", "ineligible")  # fmt: skip
+        assert pipe.ledger.outcome_counts()["skipped"] == 1
+        assert pipe.ledger.find(meeting.call_record_id) == result["meeting_key"]
+
+
+class TestEligibleOnCallRecordPath:
+    """An eligible meeting on the callRecord path: six requests, one download, ready to push."""
+
+    def test_budget_and_hand_off(self, world: Any, queue: Queue, redis_conn: redis.Redis) -> None:
+        m = external_meeting()
+        pipe, graph, _ = world(m)
+        result = pipe.on_call_record(cr_payload(m))
+        assert result["action"] == "ready"
+        assert graph.total <= 6
+        assert graph.served[m.key] == 1
+        key = result["meeting_key"]
+        state = pipe.ledger.meeting(key)
+        assert (state["reason"], state["stage"]) == ("external_participants", "ready")
+        assert "outcome" not in state
+        resolved = handoff.load(redis_conn, key)
+        assert resolved is not None
+        assert resolved.transcript_vtt == m.transcript
+        assert resolved.online_meeting_id == m.online_meeting_id
+        assert resolved.call_record_id == m.call_record_id
+        kinds = {p.email: p.kind for p in resolved.participants}
+        assert kinds == {"alice@contoso.com": "internal", "carol@fabrikam.com": "external"}
+        assert queue.job_ids == [f"push-{key}"]
+
+    def test_internal_only_is_skipped(self, world: Any) -> None:
+        colleague = user("dddddddd-0000-0000-0000-000000000004", "Dan", "dan@contoso.com")
+        m = FakeMeeting("m2", people=[colleague])
+        pipe, graph, _ = world(m)
+        result = pipe.on_call_record(cr_payload(m))
+        state = pipe.ledger.meeting(result["meeting_key"])
+        assert state["reason"] == "no_external_participants"
+        assert state["outcome"] == "skipped"
+        assert graph.requests["transcriptContent"] == 0
+
+    def test_solo(self, world: Any) -> None:
+        m = FakeMeeting("m3")
+        pipe, _, _ = world(m)
+        result = pipe.on_call_record(cr_payload(m))
+        assert pipe.ledger.meeting(result["meeting_key"])["reason"] == "solo_eci_user"
+
+
+class TestConvergence:
+    """Both paths, in either order and repeated, reach one meeting key and one download."""
+
+    def test_transcript_then_call_record(self, world: Any) -> None:
+        m = external_meeting()
+        pipe, graph, _ = world(m)
+        first = pipe.on_transcript(tr_payload(m))
+        second = pipe.on_call_record(cr_payload(m))
+        pipe.on_call_record(cr_payload(m, "updated"))
+        pipe.on_transcript(tr_payload(m))
+        assert first["meeting_key"] == second["meeting_key"]
+        assert graph.total <= 8
+        assert graph.served[m.key] == 1
+        key = first["meeting_key"]
+        assert pipe.ledger.find(m.call_record_id) == key
+        assert pipe.ledger.find(m.online_meeting_id) == key
+
+    def test_call_record_then_transcript(self, world: Any) -> None:
+        m = external_meeting()
+        pipe, graph, _ = world(m)
+        first = pipe.on_call_record(cr_payload(m))
+        for _ in range(3):
+            assert pipe.on_transcript(tr_payload(m))["meeting_key"] == first["meeting_key"]
+            assert pipe.on_call_record(cr_payload(m, "updated"))["meeting_key"] == first[
+                "meeting_key"]  # fmt: skip
+        assert graph.total <= 8
+        assert graph.served[m.key] == 1
+
+    def test_tenant_wide_transcript_without_organizer_in_resource(self, world: Any) -> None:
+        m = external_meeting()
+        pipe, graph, _ = world(m)
+        result = pipe.on_transcript(tr_payload(m, organizer=False))
+        assert result["action"] == "ready"
+        assert graph.served[m.key] == 1
+
+    def test_too_short_meeting_seen_by_both_paths_is_one_entry(self, world: Any) -> None:
+        m = external_meeting(end="2026-11-20T15:00:20Z")
+        pipe, _, _ = world(m)
+        a = pipe.on_call_record(cr_payload(m))
+        b = pipe.on_transcript(tr_payload(m))
+        assert a["meeting_key"] == b["meeting_key"]
+        assert pipe.ledger.outcome_counts()["skipped"] == 1
+
+
+class TestReadiness:
+    """A late transcript is re-checked by scheduled jobs with growing intervals, then fetched."""
+
+    def test_fetched_after_retries(self, world: Any, queue: Queue) -> None:
+        m = external_meeting(listed_after=2)
+        pipe, graph, clock = world(m)
+        key = pipe.on_call_record(cr_payload(m))["meeting_key"]
+        scheduled = ScheduledJobRegistry(queue=queue)
+        assert scheduled.get_job_ids() == [f"check-{key}-1"]
+        delays = []
+        for _ in range(2):
+            state = pipe.ledger.meeting(key)
+            delays.append(float(state["next_check_at"]) - clock.now)
+            clock.now = float(state["next_check_at"])
+            pipe.check_transcript(key)
+        assert delays == [30.0, 60.0]
+        assert pipe.ledger.meeting(key)["stage"] == "ready"
+        assert graph.served[m.key] == 1
+
+    def test_no_transcript_after_window(self, world: Any) -> None:
+        m = external_meeting(transcript=None)
+        pipe, _, clock = world(m, window=100.0, first=30.0)
+        key = pipe.on_call_record(cr_payload(m))["meeting_key"]
+        for _ in range(10):
+            state = pipe.ledger.meeting(key)
+            if "outcome" in state:
+                break
+            clock.now = float(state["next_check_at"])
+            pipe.check_transcript(key)
+        state = pipe.ledger.meeting(key)
+        assert state["outcome"] == "no_transcript"
+        assert int(state["attempts"]) == 4  # at 0, 30, 90, 100 s
+        assert pipe.ledger.outcome_counts()["no_transcript"] == 1
+
+    def test_transcript_notification_while_waiting_does_not_double_schedule(
+        self, world: Any, queue: Queue
+    ) -> None:
+        m = external_meeting(transcript_404s=2)
+        pipe, graph, _ = world(m)
+        key = pipe.on_transcript(tr_payload(m))["meeting_key"]
+        pipe.on_transcript(tr_payload(m))
+        assert ScheduledJobRegistry(queue=queue).get_job_ids() == [f"check-{key}-1"]
+        assert graph.served[m.key] == 0
+
+    def test_stored_transcript_is_never_fetched_again(
+        self, world: Any, redis_conn: redis.Redis
+    ) -> None:
+        m = external_meeting()
+        pipe, graph, _ = world(m)
+        key = pipe.on_call_record(cr_payload(m))["meeting_key"]
+        assert transcripts.stored(redis_conn, key) == m.transcript
+        pipe.check_transcript(key)
+        assert graph.served[m.key] == 1
+
+
+class TestPermanentFailure:
+    """A 403 ends as outcome failed with the actionable message, once."""
+
+    def test_forbidden_meeting_lookup(self, world: Any) -> None:
+        m = external_meeting()
+        pipe, graph, _ = world(m)
+        graph.forbidden.add("attendanceReport")
+        from ingest.exceptions import UpstreamPermanent
+
+        with pytest.raises(UpstreamPermanent):
+            pipe.on_call_record(cr_payload(m))
+        pipe.fail(None, "callRecords", m.call_record_id, "Graph 403: consent")
+        key = pipe.ledger.find(m.call_record_id)
+        assert key is not None
+        state = pipe.ledger.meeting(key)
+        assert state["outcome"] == "failed"
+        assert "consent" in state["last_error"]
+        pipe.fail(None, "callRecords", m.call_record_id, "Graph 403: consent")
+        assert pipe.ledger.outcome_counts()["failed"] == 1
+
+
+class TestOutcomeCounts:
+    """The outcomes hash moves a meeting between counts only when its outcome changes."""
+
+    def test_change_once(self, redis_conn: redis.Redis) -> None:
+        ledger = Ledger(redis_conn)
+        assert ledger.set_outcome("k", "failed")
+        assert not ledger.set_outcome("k", "failed")
+        assert ledger.set_outcome("k", "pushed")
+        counts = ledger.outcome_counts()
+        assert (counts["failed"], counts["pushed"]) == (0, 1)

@@ -1,0 +1,401 @@
+"""The meeting pipeline: both notification paths converge on one meeting key, whatever the order.
+
+callRecord path: callRecord (+participants) -> rules that need no address -> meeting by
+joinWebUrl -> attendance report -> policy -> transcript list -> content -> hand-off.
+Transcript path: meeting (organizer and id from the resource) -> attendance report ->
+policy -> content -> hand-off.
+
+Both claim the meeting's aliases (callRecord id, online meeting id, join link) atomically,
+then work under a per-meeting Redis lock, so duplicates, `updated` versions and the two paths
+leave one ledger entry and download the transcript once. Whatever was learned is written to
+the ledger, so a later notification about a decided meeting costs no Graph request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, Protocol
+
+import redis
+import structlog
+from rq import Queue, Retry
+
+from ingest import defaults, users
+from ingest.exceptions import UpstreamPermanent, UpstreamTransient
+from ingest.settings import Settings
+from policy import Decision, Meeting, Participant, PolicySettings, Reason, address_of, decide
+from workers import handoff, participants, policy_config, resolve, transcripts
+from workers.graph.errors import GraphNotFound
+from workers.ledger import SETTLED, Ledger, meeting_key
+from workers.meeting import ResolvedMeeting, ResolvedParticipant
+
+log = structlog.get_logger("workers.pipeline")
+
+CHECK_FUNCTION = "workers.jobs.check_transcript"
+LOCK_WAIT_SECONDS = 60
+# Rules the callRecord alone can apply: no participant address is needed for them.
+_EARLY = frozenset({Reason.TOO_SHORT, Reason.RECORDER_NOT_ECI_USER})
+
+
+class GraphReader(Protocol):
+    """The Graph requests the pipeline makes (workers.graph.api.GraphApi; fakes in tests)."""
+
+    def call_record(self, call_record_id: str) -> dict[str, Any] | None: ...
+    def meeting_by_join_url(self, organizer_id: str, url: str) -> dict[str, Any] | None: ...
+    def meeting(self, organizer_id: str, meeting_id: str) -> dict[str, Any] | None: ...
+    def attendance(
+        self, organizer_id: str, meeting_id: str, start: datetime | None, end: datetime | None
+    ) -> dict[str, Any] | None: ...
+    def transcripts(self, organizer_id: str, meeting_id: str) -> list[dict[str, Any]]: ...
+    def transcript_content(
+        self, organizer_id: str, meeting_id: str, transcript_id: str
+    ) -> str | None: ...
+    def verified_domains(self) -> list[str]: ...
+
+
+class Pipeline:
+    """One worker's view of the pipeline: Redis, settings, Graph and the queue."""
+
+    def __init__(
+        self,
+        conn: redis.Redis,
+        settings: Settings,
+        graph: Callable[[], GraphReader],
+        queue: Queue,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.conn = conn
+        self.settings = settings
+        self._graph = graph
+        self.queue = queue
+        self.clock = clock
+        self.ledger = Ledger(conn)
+
+    @cached_property
+    def api(self) -> GraphReader:
+        return self._graph()
+
+    # the two notification paths ----------------------------------------------------------
+    def on_call_record(self, payload: Mapping[str, Any]) -> dict[str, str]:
+        cr_id = str(payload["ids"]["callRecordId"]).lower()
+        change = str(payload.get("changeType") or "")
+        known = self.ledger.alias("cr", cr_id)
+        if known and self._decided(known):
+            return self._noted(known, f"callRecord {change} notification: already handled")
+        record = self.api.call_record(cr_id)
+        if record is None:
+            raise GraphNotFound(f"callRecord {cr_id} is not readable yet (404)")
+        facts = resolve.from_call_record(record)
+        url = facts.join_web_url
+        known = known or self.ledger.alias("url", url)
+        if known and self._decided(known):
+            self.ledger.claim([("cr", cr_id), ("url", url)], known)
+            self.ledger.update(known, call_record_id=cr_id)
+            return self._noted(known, f"callRecord {change} notification: already handled")
+        organizer = facts.organizer or Participant(display_name="(no organizer)", role="organizer")
+        early = self._early_decision(organizer, facts)
+        if early is not None or not url or not facts.organizer_id:
+            key = self.ledger.claim([("cr", cr_id), ("url", url)], resolve.call_record_key(cr_id))
+            with self._lock(key):
+                self._note_facts(key, facts, change)
+                if self._decided(key):
+                    return self._summary(key, "already decided")
+                decision = early or self._decide(organizer, facts.joined, facts.start, facts.end)
+                self._record_decision(key, decision)
+                if not decision.eligible:
+                    return self._settle(key, "skipped", decision.explain())
+                return self._settle(key, "no_transcript", "no online meeting: no joinWebUrl")
+        assert facts.organizer_id is not None
+        meeting = self.api.meeting_by_join_url(facts.organizer_id, url)
+        if meeting is None or not meeting.get("id"):
+            key = self.ledger.claim([("cr", cr_id), ("url", url)], resolve.call_record_key(cr_id))
+            with self._lock(key):
+                self._note_facts(key, facts, change)
+                if self._decided(key):
+                    return self._summary(key, "already decided")
+                decision = self._decide(organizer, facts.joined, facts.start, facts.end)
+                self._record_decision(key, decision)
+                if not decision.eligible:
+                    return self._settle(key, "skipped", decision.explain())
+                return self._settle(key, "no_transcript", "the online meeting was not found")
+        om_id = str(meeting["id"])
+        key = self.ledger.claim(
+            [("cr", cr_id), ("url", url), ("om", om_id)], resolve.online_meeting_key(om_id)
+        )
+        with self._lock(key):
+            self._note_facts(key, facts, change)
+            self._note_meeting(key, meeting, facts.organizer_id)
+            if self._decided(key):
+                return self._summary(key, "already decided")
+            attendance = self.api.attendance(facts.organizer_id, om_id, facts.start, facts.end)
+            org, joined = participants.merge(organizer, facts.joined, attendance, meeting)
+            decision = self._decide(org, joined, facts.start, facts.end)
+            self._record_decision(key, decision)
+            if not decision.eligible:
+                return self._settle(key, "skipped", decision.explain())
+            return self._transcript_stage(key)
+
+    def on_transcript(self, payload: Mapping[str, Any]) -> dict[str, str]:
+        ids = payload["ids"]
+        om_id, tid = str(ids["meetingId"]), str(ids["transcriptId"])
+        organizer_id = ids.get("organizerId") or resolve.organizer_from_meeting_id(om_id)
+        known = self.ledger.alias("om", om_id)
+        if known and self._decided(known):
+            with self._lock(known):
+                self.ledger.event(known, "transcript notification")
+                if not self._needs_transcript(known):
+                    return self._summary(known, "already handled")
+                self.ledger.update(known, transcript_id=self._tid(known, tid))
+                return self._transcript_stage(known)
+        if not organizer_id:
+            raise UpstreamPermanent(f"transcript {tid}: the meeting's organizer is unknown")
+        meeting = self.api.meeting(organizer_id, om_id)
+        if meeting is None:
+            raise GraphNotFound(f"online meeting of transcript {tid} is not readable (404)")
+        url = meeting.get("joinWebUrl") or None
+        key = self.ledger.claim([("om", om_id), ("url", url)], resolve.online_meeting_key(om_id))
+        with self._lock(key):
+            self.ledger.event(key, "transcript notification")
+            self._note_meeting(key, meeting, organizer_id)
+            self.ledger.update(key, transcript_id=self._tid(key, tid))
+            if self._decided(key):
+                if not self._needs_transcript(key):
+                    return self._summary(key, "already handled")
+                return self._transcript_stage(key)
+            start = resolve.parse_time(meeting.get("startDateTime"))
+            end = resolve.parse_time(meeting.get("endDateTime"))
+            attendance = self.api.attendance(organizer_id, om_id, start, end)
+            a_start, a_end = resolve.attendance_times(attendance)
+            start, end = a_start or start, a_end or end
+            self.ledger.update(key, start=start, end=end)
+            organizer = resolve.meeting_organizer(meeting, organizer_id)
+            org, joined = participants.merge(organizer, (), attendance, meeting)
+            decision = self._decide(org, joined, start, end)
+            self._record_decision(key, decision)
+            if not decision.eligible:
+                return self._settle(key, "skipped", decision.explain())
+            return self._transcript_stage(key)
+
+    def check_transcript(self, key: str) -> dict[str, str]:
+        """A scheduled re-check of a late transcript."""
+        with self._lock(key):
+            self.ledger.clear(key, "next_check_at")
+            if not self._needs_transcript(key):
+                return self._summary(key, "nothing to check")
+            return self._transcript_stage(key)
+
+    # steps -------------------------------------------------------------------------------
+    def _early_decision(
+        self, organizer: Participant, facts: resolve.CallRecordFacts
+    ) -> Decision | None:
+        if facts.start is None or facts.end is None:
+            return None
+        decision = self._decide(organizer, facts.joined, facts.start, facts.end)
+        return decision if decision.reason in _EARLY else None
+
+    def _decide(
+        self,
+        organizer: Participant,
+        joined: tuple[Participant, ...] | list[Participant],
+        start: datetime | None,
+        end: datetime | None,
+    ) -> Decision:
+        start = start or end or datetime.now(UTC)
+        end = end or start
+        meeting = Meeting(organizer=organizer, participants=tuple(joined), start=start, end=end)
+        return decide(
+            meeting,
+            home_tenant_id=self.settings.graph_tenant_id or "",
+            eci_users=users.identifiers(self.conn),
+            settings=self.policy,
+        )
+
+    @cached_property
+    def policy(self) -> PolicySettings:
+        return policy_config.effective(
+            self.settings, self.conn, lambda: self.api.verified_domains()
+        )
+
+    def _transcript_stage(self, key: str) -> dict[str, str]:
+        if transcripts.stored(self.conn, key) is not None:
+            return self._hand_off(key)
+        state = self.ledger.meeting(key)
+        organizer_id, om_id = state.get("organizer_id"), state.get("online_meeting_id")
+        if not organizer_id or not om_id:
+            return self._settle(key, "no_transcript", "no online meeting to read a transcript of")
+        if not state.get("transcript_wait_started"):
+            self.ledger.update(key, transcript_wait_started=self.clock())
+        tid = state.get("transcript_id") or transcripts.choose(
+            self.api.transcripts(organizer_id, om_id)
+        )
+        vtt = None
+        if tid:
+            self.ledger.update(key, transcript_id=tid)
+            vtt = self.api.transcript_content(organizer_id, om_id, tid)
+        if vtt is None:
+            return self._wait(key, "transcript listed but not ready (404)" if tid else
+                              "no transcript listed yet")  # fmt: skip
+        transcripts.store(self.conn, key, vtt)
+        self.ledger.event(key, "transcript fetched", transcript_id=tid, characters=len(vtt))
+        return self._hand_off(key)
+
+    def _wait(self, key: str, why: str) -> dict[str, str]:
+        state = self.ledger.meeting(key)
+        now = self.clock()
+        pending = float(state.get("next_check_at") or 0)
+        if pending > now:
+            return self._summary(key, "transcript re-check already scheduled")
+        attempts = self.ledger.increment(key, "attempts")
+        elapsed = now - float(state.get("transcript_wait_started") or now)
+        delay = transcripts.next_delay(
+            self.settings.transcript_first_interval_seconds,
+            attempts,
+            elapsed,
+            self.settings.transcript_window_seconds,
+        )
+        if delay is None:
+            window = self.settings.transcript_window_seconds
+            return self._settle(key, "no_transcript", f"no transcript within {window:g} s ({why})")
+        self.queue.enqueue_in(
+            timedelta(seconds=delay),
+            CHECK_FUNCTION,
+            key,
+            job_id=f"check-{key}-{attempts}",
+            job_timeout=defaults.JOB_TIMEOUT_SECONDS,
+            result_ttl=defaults.JOB_RESULT_TTL_SECONDS,
+            retry=Retry(max=len(defaults.JOB_RETRY_INTERVALS),
+                        interval=list(defaults.JOB_RETRY_INTERVALS)),
+        )  # fmt: skip
+        self.ledger.update(key, stage="awaiting_transcript", next_check_at=now + delay)
+        self.ledger.event(key, f"{why}: re-check in {delay:g} s", attempt=attempts)
+        return self._summary(key, "awaiting transcript")
+
+    def _hand_off(self, key: str) -> dict[str, str]:
+        state = self.ledger.meeting(key)
+        if state.get("push_enqueued_at") or state.get("outcome") in SETTLED:
+            return self._summary(key, "already handed off")
+        vtt = transcripts.stored(self.conn, key) or ""
+        people = tuple(
+            ResolvedParticipant(**p) for p in json.loads(state.get("participants") or "[]")
+        )
+        start = resolve.parse_time(state.get("start")) or datetime.now(UTC)
+        meeting = ResolvedMeeting(
+            meeting_key=key,
+            online_meeting_id=state.get("online_meeting_id") or None,
+            call_record_id=state.get("call_record_id") or None,
+            subject=state.get("subject") or "Teams meeting",
+            start=start,
+            end=resolve.parse_time(state.get("end")) or start,
+            organizer_email=state.get("organizer_email") or "",
+            reason=state.get("reason") or "",
+            participants=people,
+            transcript_id=state.get("transcript_id") or "",
+            transcript_vtt=vtt,
+        )
+        handoff.save(self.conn, meeting)
+        self.ledger.update(key, stage="ready", push_enqueued_at=datetime.now(UTC))
+        self.ledger.clear(key, "next_check_at")
+        job_id = handoff.enqueue_push(self.queue, key)
+        self.ledger.event(key, "ready: handed to the Salesforce stage", job_id=job_id)
+        return self._summary(key, "ready")
+
+    # ledger helpers ----------------------------------------------------------------------
+    def _decided(self, key: str) -> bool:
+        return bool(self.conn.hexists(meeting_key(key), "decision"))
+
+    def _needs_transcript(self, key: str) -> bool:
+        state = self.ledger.meeting(key)
+        return (
+            state.get("decision") == "eligible"
+            and state.get("outcome") not in SETTLED
+            and not state.get("push_enqueued_at")
+        )
+
+    def _tid(self, key: str, tid: str) -> str:
+        return self.ledger.meeting(key).get("transcript_id") or tid
+
+    def _note_facts(self, key: str, facts: resolve.CallRecordFacts, change: str) -> None:
+        self.ledger.update(
+            key,
+            call_record_id=facts.call_record_id,
+            call_record_version=facts.version,
+            organizer_id=facts.organizer_id,
+            join_web_url=facts.join_web_url,
+            start=facts.start,
+            end=facts.end,
+        )
+        self.ledger.link_resource("callRecords", facts.call_record_id, key)
+        self.ledger.event(key, f"callRecord {change} notification", version=facts.version)
+
+    def _note_meeting(self, key: str, meeting: Mapping[str, Any], organizer_id: str) -> None:
+        state = self.ledger.meeting(key)
+        self.ledger.update(
+            key,
+            online_meeting_id=meeting.get("id"),
+            organizer_id=state.get("organizer_id") or organizer_id,
+            subject=meeting.get("subject"),
+            join_web_url=state.get("join_web_url") or meeting.get("joinWebUrl"),
+            start=state.get("start") or meeting.get("startDateTime"),
+            end=state.get("end") or meeting.get("endDateTime"),
+        )
+
+    def _record_decision(self, key: str, decision: Decision) -> None:
+        people = participants.resolved(decision)
+        organizer = address_of(decision.organizer)
+        self.ledger.update(
+            key,
+            decision="eligible" if decision.eligible else "ineligible",
+            reason=str(decision.reason),
+            explanation=decision.explain(),
+            split=decision.to_dict(),
+            participants=[dataclasses.asdict(p) for p in people],
+            organizer_email=str(organizer) if organizer else decision.organizer.label(),
+            decided_at=datetime.now(UTC),
+            stage="decided",
+        )
+        self.ledger.event(key, "decided", explanation=decision.explain())
+
+    def _settle(self, key: str, outcome: str, reason: str) -> dict[str, str]:
+        self.ledger.update(key, stage="done")
+        self.ledger.set_outcome(key, outcome, reason)
+        log.info("meeting_settled", meeting_key=key, outcome=outcome)
+        return self._summary(key, outcome)
+
+    def _noted(self, key: str, what: str) -> dict[str, str]:
+        self.ledger.event(key, what)
+        return self._summary(key, "already handled")
+
+    def _summary(self, key: str, action: str) -> dict[str, str]:
+        return {"meeting_key": key, "action": action}
+
+    def fail(self, key: str | None, kind: str, rid: str, error: str) -> None:
+        """A permanent failure: on the meeting when known, else on the notified resource."""
+        if key is None:
+            key = self.ledger.alias("cr" if kind == "callRecords" else "om", rid)
+        self.ledger.resource_error(kind, rid, error, key)
+        if key is not None:
+            self.ledger.error(key, error)
+            self.ledger.set_outcome(key, "failed", error)
+
+    @contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        lock = self.conn.lock(
+            f"{defaults.KEY_PREFIX}:lock:meeting:{key}",
+            timeout=defaults.JOB_TIMEOUT_SECONDS,
+            blocking_timeout=LOCK_WAIT_SECONDS,
+        )
+        if not lock.acquire():
+            raise UpstreamTransient(f"meeting {key} is busy in another worker")
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:
+                log.warning("lock_expired", meeting_key=key)
