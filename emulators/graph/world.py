@@ -1,0 +1,164 @@
+"""The emulated tenant's runtime state: which meetings were played when, and stable Graph ids."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from urllib.parse import quote
+
+from emulators.scenario import Meeting, Participant, Scenario, User
+
+
+def _guid(kind: str, key: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}:{key}"))
+
+
+def _b64(text: str) -> str:
+    # URL-safe so that the ids can sit in a path segment unquoted, as Graph's do.
+    return base64.urlsafe_b64encode(text.encode()).decode("ascii")
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(text, safe=""))
+
+
+def external_user_id(email: str) -> str:
+    """The directory id of a person of another tenant (or a B2B guest) with this address."""
+    return _guid("user", email.lower())
+
+
+def external_tenant_id(domain: str) -> str:
+    """The tenant of a person who signs in with their own organisation's tenant."""
+    return _guid("tenant", domain.lower().rstrip("."))
+
+
+class World:
+    """Meetings of a Scenario, their play times, callRecord versions and download counters."""
+
+    def __init__(self, scenario: Scenario, clock: Callable[[], float] = time.time) -> None:
+        self.scenario = scenario
+        self.tenant_id = scenario.tenant.id
+        self.clock = clock
+        self._users = {u.upn.lower(): u for u in scenario.users}
+        self._users.update({u.id.lower(): u for u in scenario.users})
+        self._meetings = {m.id: m for m in scenario.meetings}
+        self._played: dict[str, float] = {}
+        self._versions: dict[str, int] = {}
+        self._by_call_record = {self.call_record_id(m.id): m.id for m in scenario.meetings}
+        self._by_online_meeting = {self.online_meeting_id(m.id): m.id for m in scenario.meetings}
+        # counters read by /_emulator/stats
+        self.recording_content_downloads = 0
+        self.transcript_content_downloads: dict[str, int] = {}
+
+    # -- people ----------------------------------------------------------------------------
+    def user(self, id_or_upn: str) -> User | None:
+        """A tenant user by directory id or UPN (case-insensitive)."""
+        return self._users.get(id_or_upn.lower())
+
+    def person_id(self, person: Participant) -> str | None:
+        """A participant's directory id; None for phone dial-ins and anonymous guests."""
+        if person.kind == "user" and person.upn is not None:
+            user = self.user(person.upn)
+            return user.id if user else None
+        if person.kind == "external" and person.email is not None:
+            return external_user_id(person.email)
+        return None
+
+    def person_tenant(self, person: Participant) -> str | None:
+        """The tenant a participant signs in with; None for phone dial-ins and guests."""
+        if person.kind == "user":
+            return self.tenant_id
+        if person.kind == "external" and person.email is not None:
+            return person.tenant or external_tenant_id(person.email.rsplit("@", 1)[1])
+        return None
+
+    def is_b2b_guest(self, person: Participant) -> bool:
+        """An external person holding a guest account of the home tenant."""
+        return person.kind == "external" and (person.tenant or "").lower() == self.tenant_id
+
+    # -- meetings --------------------------------------------------------------------------
+    def meeting(self, meeting_id: str) -> Meeting:
+        """The scenario's meeting; KeyError if unknown."""
+        return self._meetings[meeting_id]
+
+    def play(self, meeting_ids: Sequence[str] | None = None) -> list[str]:
+        """Mark meetings (all when None) as ended now; a replay moves the time, not the ids."""
+        ids = list(meeting_ids) if meeting_ids is not None else list(self._meetings)
+        for meeting_id in ids:
+            self.meeting(meeting_id)  # KeyError before anything changes
+        now = self.clock()
+        for meeting_id in ids:
+            self._played[meeting_id] = now
+        return ids
+
+    def played_at(self, meeting_id: str) -> float | None:
+        return self._played.get(meeting_id)
+
+    def played(self) -> list[str]:
+        """Ids of the played meetings, in scenario order."""
+        return [m for m in self._meetings if m in self._played]
+
+    def organizer(self, meeting_id: str) -> User:
+        user = self.user(self.meeting(meeting_id).organizer)
+        assert user is not None  # the scenario guarantees it
+        return user
+
+    def organizer_id(self, meeting_id: str) -> str:
+        return self.organizer(meeting_id).id
+
+    def call_record_id(self, meeting_id: str) -> str:
+        return _guid("callRecord", meeting_id)
+
+    def thread_id(self, meeting_id: str) -> str:
+        return f"19:meeting_{_b64(_guid('thread', meeting_id))}@thread.v2"
+
+    def online_meeting_id(self, meeting_id: str) -> str:
+        return _b64(f"1*{self.organizer_id(meeting_id)}*0**{self.thread_id(meeting_id)}")
+
+    def transcript_id(self, meeting_id: str) -> str:
+        return _b64(f"1##0##{_guid('transcript', meeting_id)}")
+
+    def recording_id(self, meeting_id: str) -> str:
+        return _b64(f"1##0##{_guid('recording', meeting_id)}")
+
+    def content_correlation_id(self, meeting_id: str) -> str:
+        """Links a meeting's transcript to its recording, as Graph's contentCorrelationId does."""
+        return _guid("content", meeting_id)
+
+    def join_web_url(self, meeting_id: str) -> str:
+        """A Teams join link; Teams writes its escapes in lower case (`19%3ameeting_…%40…`)."""
+        context = f'{{"Tid":"{self.tenant_id}","Oid":"{self.organizer_id(meeting_id)}"}}'
+        return (
+            "https://teams.microsoft.com/l/meetup-join/"
+            f"{_escape(self.thread_id(meeting_id))}/0?context={_escape(context)}"
+        )
+
+    def has_transcript(self, meeting_id: str) -> bool:
+        return self.meeting(meeting_id).transcript is not None
+
+    def transcript_ready_at(self, meeting_id: str) -> float | None:
+        """When the transcript appears: play time + its delay; None if not played or none."""
+        at = self.played_at(meeting_id)
+        if at is None or not self.has_transcript(meeting_id):
+            return None
+        return at + self.meeting(meeting_id).transcript_ready_after_s
+
+    def transcript_ready(self, meeting_id: str) -> bool:
+        at = self.transcript_ready_at(meeting_id)
+        return at is not None and self.clock() >= at
+
+    def call_record_version(self, meeting_id: str) -> int:
+        return self._versions.get(meeting_id, 1)
+
+    def bump_call_record_version(self, meeting_id: str) -> int:
+        self._versions[meeting_id] = self.call_record_version(meeting_id) + 1
+        return self._versions[meeting_id]
+
+    def meeting_by_call_record(self, call_record_id: str) -> str | None:
+        return self._by_call_record.get(call_record_id.lower())
+
+    def meeting_by_online_meeting(self, online_meeting_id: str) -> str | None:
+        return self._by_online_meeting.get(online_meeting_id)

@@ -1,0 +1,168 @@
+"""The scenario file of DESIGN §7: parsing, defaults and field-naming validation errors."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulators.scenario import DEFAULT_PATH, Participant, ScenarioError, load, parse
+
+TENANT = "aaaaaaaa-1111-2222-3333-444444444444"
+ALICE = "11111111-aaaa-4bbb-8ccc-000000000001"
+BOB = "11111111-aaaa-4bbb-8ccc-000000000002"
+
+
+def doc() -> dict[str, Any]:
+    return {
+        "tenant": {"id": TENANT, "domains": ["contoso.com"]},
+        "users": [
+            {"id": ALICE, "upn": "alice@contoso.com", "name": "Alice Adams", "eci": True},
+            {"id": BOB, "upn": "bob@contoso.com", "name": "Bob Brown"},
+        ],
+        "meetings": [
+            {
+                "id": "m-001",
+                "subject": "Renewal call",
+                "organizer": "alice@contoso.com",
+                "start": "2026-11-20T15:00:00Z",
+                "end": "2026-11-20T15:30:00Z",
+                "participants": [
+                    {"email": "carol@fabrikam.com", "name": "Carol Diaz"},
+                    {"phone": "+14255550100"},
+                    {"guest": "Visitor"},
+                ],
+            }
+        ],
+    }
+
+
+class TestParse:
+    """A valid document becomes frozen dataclasses with the documented defaults filled in."""
+
+    def test_defaults(self) -> None:
+        s = parse(doc())
+        m = s.meetings[0]
+        assert s.policy == {} and s.salesforce == {}
+        assert s.users[1].eci is False
+        assert m.transcript is None and m.transcript_ready_after_s == 0 and m.recording is False
+        assert m.start == dt.datetime(2026, 11, 20, 15, tzinfo=dt.UTC)
+
+    def test_organizer_always_takes_part(self) -> None:
+        m = parse(doc()).meetings[0]
+        assert m.participants[0] == Participant("user", upn="alice@contoso.com", name="Alice Adams")
+        assert [p.kind for p in m.participants] == ["user", "external", "phone", "guest"]
+
+    def test_organizer_listed_is_not_added_again(self) -> None:
+        d = doc()
+        people = [{"upn": "ALICE@Contoso.com"}, {"upn": "bob@contoso.com"}]
+        d["meetings"][0]["participants"] = people
+        m = parse(d).meetings[0]
+        assert [p.upn for p in m.participants] == ["alice@contoso.com", "bob@contoso.com"]
+
+    def test_same_person_twice_is_kept_twice(self) -> None:
+        d = doc()
+        people = [{"email": "c@fabrikam.com"}, {"email": "c@fabrikam.com"}]
+        d["meetings"][0]["participants"] = people
+        m = parse(d).meetings[0]
+        assert [p.email for p in m.participants[1:]] == ["c@fabrikam.com", "c@fabrikam.com"]
+
+    def test_addresses_compare_case_insensitively(self) -> None:
+        d = doc()
+        d["meetings"][0]["organizer"] = "Alice@CONTOSO.com"
+        assert parse(d).meetings[0].organizer == "alice@contoso.com"
+
+    def test_external_tenant_and_offsets(self) -> None:
+        d = doc()
+        d["meetings"][0]["participants"] = [{"email": "g@fabrikam.com", "tenant": TENANT.upper()}]
+        d["meetings"][0]["start"] = "2026-11-20T16:00:00+01:00"
+        m = parse(d).meetings[0]
+        assert m.participants[1].tenant == TENANT
+        assert m.start == dt.datetime(2026, 11, 20, 15, tzinfo=dt.UTC)
+
+    def test_load_reads_a_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "s.json"
+        path.write_text(json.dumps(doc()))
+        assert load(path).meetings[0].id == "m-001"
+        path.write_text("{nope")
+        with pytest.raises(ScenarioError, match="not JSON"):
+            load(path)
+
+    def test_default_file_loads(self) -> None:
+        assert load().tenant.id == load(DEFAULT_PATH).tenant.id
+
+
+def _set(path: str, value: Any) -> dict[str, Any]:
+    """`doc()` with the value at a dotted path (list indexes as numbers) set, or deleted."""
+    d = doc()
+    *parents, last = path.split(".")
+    node: Any = d
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    key: Any = int(last) if last.isdigit() else last
+    if value is DELETE:
+        del node[key]
+    else:
+        node[key] = value
+    return d
+
+
+DELETE = object()
+BAD = [
+    ("tenant.id", "nope", "tenant.id: 'nope' is not a GUID"),
+    ("tenant.domains", [], "tenant.domains: needs at least one domain"),
+    ("tenant.domains", ["not a domain"], r"tenant.domains\[0\]: "),
+    ("tenant.colour", "red", "tenant.colour: unknown field"),
+    ("users", [], "users: needs at least one user"),
+    ("users.1.id", ALICE, r"users\[1\].id: .* repeats users\[0\].id"),
+    ("users.1.upn", "ALICE@contoso.com", r"users\[1\].upn: .* repeats users\[0\]"),
+    ("users.0.eci", "yes", r"users\[0\].eci: must be true or false"),
+    ("users.0.upn", "alice", r"users\[0\].upn: 'alice' is not an e-mail address"),
+    ("meetings.0.organizer", "zed@contoso.com", r"meetings\[0\].organizer: .* not one of users"),
+    ("meetings.0.end", "2026-11-20T15:00:00Z", r"meetings\[0\].end: must be after start"),
+    ("meetings.0.start", "2026-11-20T15:00:00", r"meetings\[0\].start: .* needs a time zone"),
+    ("meetings.0.start", "soon", r"meetings\[0\].start: 'soon' is not an ISO 8601 time"),
+    ("meetings.0.subject", DELETE, r"meetings\[0\].subject: is required"),
+    ("meetings.0.transcript", "hello", r"meetings\[0\].transcript: WebVTT must start"),
+    ("meetings.0.transcript_ready_after_s", -1, r"transcript_ready_after_s: must not be negative"),
+    ("meetings.0.transcript_ready_after_s", "8", r"transcript_ready_after_s: must be a number"),
+    ("meetings.0.recording", 1, r"meetings\[0\].recording: must be true or false"),
+    ("meetings.0.participants.1", {"name": "X"}, r"participants\[1\]: needs one of upn, email"),
+    ("meetings.0.participants.1", {"upn": "bob@contoso.com", "phone": "+14255550100"},
+     r"participants\[1\]: has upn, phone; needs exactly one of"),
+    ("meetings.0.participants.1", {"phone": "555-0100"}, r"participants\[1\].phone: .* E.164"),
+    ("meetings.0.participants.1", {"upn": "zed@contoso.com"}, r"participants\[1\].upn: .*users"),
+    ("meetings.0.participants.1", {"email": "bob@contoso.com"}, r"list it as upn"),
+    ("meetings.0.participants.1", {"email": "x@y.com", "tenant": "t"}, r"\[1\].tenant: .*GUID"),
+    ("meetings.0.participants.1", {"phone": "+14255550100", "name": "X"},
+     r"participants\[1\].name: unknown field"),
+    ("meetings.0.participants", {}, r"meetings\[0\].participants: must be a list"),
+    ("policy", {"min_duration_seconds": -5}, "policy.min_duration_seconds: must not be negative"),
+    ("policy", {"excluded": "rival.com"}, "policy.excluded: must be a list"),
+    ("policy", {"exclude": []}, "policy.exclude: unknown field"),
+    ("salesforce", {"Contact": [1]}, r"salesforce.Contact\[0\]: must be an object"),
+    ("salesforce", [], "salesforce: must be an object"),
+]  # fmt: skip
+
+
+class TestValidation:
+    """Every bad field is refused with a message that starts with its path."""
+
+    @pytest.mark.parametrize(("path", "value", "message"), BAD)
+    def test_bad_field(self, path: str, value: Any, message: str) -> None:
+        with pytest.raises(ScenarioError, match=message):
+            parse(_set(path, value))
+
+    def test_duplicate_meeting_id(self) -> None:
+        d = doc()
+        d["meetings"].append(copy.deepcopy(d["meetings"][0]))
+        with pytest.raises(ScenarioError, match=r"meetings\[1\].id: 'm-001' repeats meetings\[0\]"):
+            parse(d)
+
+    def test_not_an_object(self) -> None:
+        with pytest.raises(ScenarioError, match="scenario: must be an object"):
+            parse([])
