@@ -69,6 +69,9 @@ _COMMANDS = {
     "serve": "ingest.commands.serve",
     "worker": "workers.worker",
     "status": "ingest.status",
+    "users": "ingest.users",
+    "subscriptions": "ingest.subscriptions",
+    "explain": "ingest.explain",
 }
 
 
