@@ -175,6 +175,24 @@ class Manager:
             report.append({**renewed.public(), "action": "renewed"})
         return report + [r for r in self.ensure() if r["action"] != "kept"]
 
+    def renew_one(self, subscription_id: str) -> dict[str, Any]:
+        """Renew one subscription (a reauthorizationRequired event): PATCH also reauthorizes."""
+        sub = next((s for s in registry.load_all(self.conn) if s.id == subscription_id), None)
+        if sub is None:
+            return {"id": subscription_id, "action": "unknown"}
+        limits = {KIND_CALL_RECORDS: defaults.CALL_RECORDS_MAX_MINUTES,
+                  KIND_TRANSCRIPTS: defaults.TRANSCRIPTS_MAX_MINUTES}  # fmt: skip
+        expires = _expiry(limits.get(sub.kind, 60), self.clock())
+        try:
+            updated = self.api.update(sub.id, expires)
+        except NotFound:
+            self.ensure()
+            return {**sub.public(), "action": "recreated"}
+        renewed = Subscription(**{**sub.to_hash(), "expires_at": str(
+            updated.get("expirationDateTime") or expires.isoformat())})  # fmt: skip
+        registry.save(self.conn, renewed)
+        return {**renewed.public(), "action": "renewed"}
+
     def delete_all(self) -> list[dict[str, Any]]:
         """Delete every subscription of ours, in Graph and in the registry."""
         report = []
@@ -223,13 +241,15 @@ class NotFound(UpstreamError):
 class GraphSubscriptions:
     """SubscriptionsApi over msgraph-sdk (workers.graph.client)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, client: Any = None) -> None:
         from workers.graph.client import GraphClient
 
-        self.client = GraphClient(settings)
+        self._owned = client is None
+        self.client = client or GraphClient(settings)
 
     def close(self) -> None:
-        self.client.close()
+        if self._owned:
+            self.client.close()
 
     def list(self) -> list[dict[str, Any]]:
         from workers.graph.client import as_json

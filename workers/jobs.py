@@ -106,8 +106,20 @@ def push_meeting(meeting_key: str) -> dict[str, str]:
 
 
 def handle_lifecycle(payload: dict[str, Any]) -> dict[str, str]:
-    """A lifecycle notification (reauthorizationRequired, subscriptionRemoved, missed)."""
-    entry = Ledger(current().redis).record_notification(payload)
-    log.warning("lifecycle_event", event=payload.get("lifecycleEvent"),
-                subscription_id=payload.get("subscriptionId"))  # fmt: skip
-    return entry
+    """A lifecycle notification: reauthorizationRequired renews the subscription (a PATCH also
+    reauthorizes it); subscriptionRemoved re-creates what is missing; missed is logged (the
+    reconciliation pass finds what it lost)."""
+    from ingest.subscriptions import GraphSubscriptions, Manager
+    from workers.graph.client import graph
+
+    ctx = current()
+    Ledger(ctx.redis).record_notification(payload)
+    event, sub_id = str(payload.get("lifecycleEvent")), str(payload.get("subscriptionId"))
+    log.warning("lifecycle_event", event=event, subscription_id=sub_id)
+    manager = Manager(ctx.settings, ctx.redis, GraphSubscriptions(ctx.settings, graph(ctx)))
+    if event == "reauthorizationRequired":
+        return {k: str(v) for k, v in manager.renew_one(sub_id).items()}
+    if event == "subscriptionRemoved":
+        manager.ensure()
+        return {"id": sub_id, "action": "ensured"}
+    return {"id": sub_id, "action": "noted"}
