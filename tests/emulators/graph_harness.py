@@ -23,6 +23,8 @@ from emulators.graph.app import EMULATOR_KEY, GraphEmulator, create_app
 from emulators.graph.clock import Clock
 from emulators.graph.faults import GraphFaults
 from emulators.graph.options import GraphOptions
+from emulators.graph.world import World
+from emulators.scenario import parse
 from emulators.tls import client_context, ensure_ca, server_context
 
 T = TypeVar("T")
@@ -214,11 +216,6 @@ def start_emulator(
     options: GraphOptions | None = None,
     scenario: dict[str, Any] | None = None,
 ) -> tuple[BackgroundLoop, Harness]:
-    try:
-        from emulators.graph.world import World
-        from emulators.scenario import parse
-    except ImportError:  # TODO: remove once G1 commits world.py and scenario.py
-        from tests.emulators.graph_world_stub import World, parse  # type: ignore[assignment]
 
     ensure_ca(ca_dir)
     bg = BackgroundLoop()
