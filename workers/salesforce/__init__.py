@@ -1,0 +1,1 @@
+"""The Salesforce stage: client, schema check, mapping, matching and the two-call push."""

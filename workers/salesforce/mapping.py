@@ -1,0 +1,181 @@
+"""The Salesforce records of one meeting (DESIGN §6): keys, fields and talk-time figures; pure."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from workers.meeting import ResolvedMeeting, ResolvedParticipant
+from workers.vtt import Transcript
+
+MEETING = "Teams_Meeting__c"
+PARTICIPANT = "Teams_Meeting_Participant__c"
+TRANSCRIPT = "Teams_Transcript__c"
+FILE = "ContentVersion"
+MEETING_KEY = "Meeting_Key__c"
+PARTICIPANT_KEY = "Participant_Key__c"
+TRANSCRIPT_KEY = "Transcript_Key__c"
+
+KEY_LIMIT = 255  # Text(255) External ID fields
+NAME_LIMIT = 80  # a custom object's text Name
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9._:=-]+")  # kept as is: safe in a URL path segment
+
+
+@dataclass(frozen=True)
+class PersonMatch:
+    """The Salesforce person an e-mail address matched: at most one of the three ids."""
+
+    contact_id: str | None = None
+    lead_id: str | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Related:
+    """The meeting's related Account and open Opportunity, and the ECI rule that found them."""
+
+    account_id: str | None = None
+    opportunity_id: str | None = None
+    rule: str | None = None
+
+
+def external_key(raw: str) -> str:
+    """`raw` when short and URL-safe, else a stable digest of it (Graph ids can be long)."""
+    if len(raw) <= KEY_LIMIT and _PLAIN_KEY.fullmatch(raw):
+        return raw
+    return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def meeting_key(meeting: ResolvedMeeting) -> str:
+    return external_key(meeting.meeting_key)
+
+
+def participant_key(meeting: ResolvedMeeting, person: ResolvedParticipant) -> str:
+    return external_key(f"{meeting.meeting_key}/p/{person.key}")
+
+
+def transcript_key(meeting: ResolvedMeeting) -> str:
+    return external_key(f"{meeting.meeting_key}/t/{meeting.transcript_id}")
+
+
+def sf_datetime(value: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, as Salesforce writes datetimes."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+def _fold(name: str) -> str:
+    return " ".join(name.casefold().split())
+
+
+def talk_seconds(meeting: ResolvedMeeting, transcript: Transcript) -> dict[str, float]:
+    """Seconds spoken per participant key; transcript speakers are matched by display name."""
+    by_name: dict[str, str] = {}
+    for person in meeting.participants:
+        by_name.setdefault(_fold(person.name), person.key)
+    out = {person.key: 0.0 for person in meeting.participants}
+    for speaker, seconds in transcript.talk_seconds().items():
+        key = by_name.get(_fold(speaker))
+        if key is not None:
+            out[key] += seconds
+    return out
+
+
+def internal_talk_ratio(meeting: ResolvedMeeting, talk: dict[str, float]) -> float | None:
+    """Internal share of the time spoken by internal and external people, in percent."""
+    internal = sum(talk.get(p.key, 0.0) for p in meeting.participants if p.kind == "internal")
+    external = sum(talk.get(p.key, 0.0) for p in meeting.participants if p.kind == "external")
+    if internal + external <= 0:
+        return None
+    return round(100.0 * internal / (internal + external), 2)
+
+
+def meeting_record(
+    meeting: ResolvedMeeting, transcript: Transcript, talk: dict[str, float], related: Related
+) -> dict[str, object]:
+    """Fields of Teams_Meeting__c (the key goes in the URL); related ids only when found."""
+    record: dict[str, object] = {
+        "Name": (meeting.subject.strip() or "Teams meeting")[:NAME_LIMIT],
+        "Online_Meeting_Id__c": meeting.online_meeting_id,
+        "Call_Record_Id__c": meeting.call_record_id,
+        "Start__c": sf_datetime(meeting.start),
+        "End__c": sf_datetime(meeting.end),
+        "Duration_Seconds__c": max(0, round((meeting.end - meeting.start).total_seconds())),
+        "Organizer_Email__c": meeting.organizer_email or None,
+        "Eligibility_Reason__c": meeting.reason,
+        "Recording_Url__c": meeting.recording_url,
+        "Internal_Talk_Ratio__c": internal_talk_ratio(meeting, talk),
+        "Question_Count__c": transcript.question_count(),
+    }
+    if related.account_id:
+        record["Related_Account__c"] = related.account_id
+    if related.opportunity_id:
+        record["Related_Opportunity__c"] = related.opportunity_id
+    return record
+
+
+def participant_records(
+    meeting: ResolvedMeeting,
+    talk: dict[str, float],
+    matches: dict[str, PersonMatch],
+    existing: frozenset[str],
+) -> list[dict[str, object]]:
+    """Teams_Meeting_Participant__c rows for a collection upsert; the master-detail parent is
+    named only on rows that do not exist yet (it cannot be updated)."""
+    rows: list[dict[str, object]] = []
+    for person in meeting.participants:
+        key = participant_key(meeting, person)
+        match = matches.get(person.email.casefold(), PersonMatch()) if person.email else None
+        match = match or PersonMatch()
+        row: dict[str, object] = {
+            "attributes": {"type": PARTICIPANT},
+            PARTICIPANT_KEY: key,
+            "Name": (person.name.strip() or person.email or person.phone or "Participant")[
+                :NAME_LIMIT
+            ],
+            "Email__c": person.email,
+            "Role__c": person.role[:40],
+            "Is_External__c": person.kind == "external",
+            "Contact__c": match.contact_id,
+            "Lead__c": match.lead_id,
+            "User__c": match.user_id,
+            "Talk_Time_Seconds__c": round(talk.get(person.key, 0.0)),
+        }
+        if key not in existing:
+            row["Meeting__r"] = {MEETING_KEY: meeting_key(meeting)}
+        rows.append(row)
+    return rows
+
+
+def transcript_record(
+    meeting: ResolvedMeeting, transcript: Transcript, exists: bool
+) -> tuple[dict[str, object], bool]:
+    """Fields of Teams_Transcript__c and whether the text had to be truncated."""
+    text, truncated = transcript.text_for_salesforce()
+    record: dict[str, object] = {
+        "Name": ("Transcript: " + (meeting.subject.strip() or "Teams meeting"))[:NAME_LIMIT],
+        "Text__c": text,
+        "Language__c": (transcript.language or "")[:20] or None,
+        "Is_Truncated__c": truncated,
+        "Cue_Count__c": transcript.cue_count,
+    }
+    if not exists:
+        record["Meeting__r"] = {MEETING_KEY: meeting_key(meeting)}
+    return record, truncated
+
+
+def transcript_file(meeting: ResolvedMeeting, meeting_ref: str) -> dict[str, object]:
+    """A ContentVersion holding the full WebVTT, published on the meeting `meeting_ref`."""
+    stem = transcript_key(meeting).replace("sha256:", "")[:40]
+    return {
+        "Title": ("Transcript: " + (meeting.subject.strip() or "Teams meeting"))[:255],
+        "PathOnClient": f"teams-transcript-{stem}.vtt",
+        "VersionData": base64.b64encode(meeting.transcript_vtt.encode()).decode(),
+        "FirstPublishLocationId": meeting_ref,
+    }

@@ -1,0 +1,137 @@
+"""The start-up check that every object and field the product writes exists and is writable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.exceptions import UpstreamPermanent
+from workers.salesforce import mapping
+from workers.salesforce.client import SalesforceClient, error_code
+
+# Per object: fields written on insert and on update ("create" only: master-detail parents,
+# ContentVersion's file fields, which Salesforce never lets one update).
+REQUIRED: dict[str, dict[str, str]] = {
+    mapping.MEETING: {
+        mapping.MEETING_KEY: "create",
+        "Name": "upsert",
+        "Online_Meeting_Id__c": "upsert",
+        "Call_Record_Id__c": "upsert",
+        "Start__c": "upsert",
+        "End__c": "upsert",
+        "Duration_Seconds__c": "upsert",
+        "Organizer_Email__c": "upsert",
+        "Eligibility_Reason__c": "upsert",
+        "Recording_Url__c": "upsert",
+        "Related_Account__c": "upsert",
+        "Related_Opportunity__c": "upsert",
+    },
+    mapping.PARTICIPANT: {
+        mapping.PARTICIPANT_KEY: "create",
+        "Meeting__c": "create",
+        "Name": "upsert",
+        "Email__c": "upsert",
+        "Role__c": "upsert",
+        "Is_External__c": "upsert",
+        "Contact__c": "upsert",
+        "Lead__c": "upsert",
+        "User__c": "upsert",
+        "Talk_Time_Seconds__c": "upsert",
+    },
+    mapping.TRANSCRIPT: {
+        mapping.TRANSCRIPT_KEY: "create",
+        "Meeting__c": "create",
+        "Name": "upsert",
+        "Text__c": "upsert",
+        "Language__c": "upsert",
+        "Is_Truncated__c": "upsert",
+        "Cue_Count__c": "upsert",
+    },
+    mapping.FILE: {
+        "Title": "create",
+        "PathOnClient": "create",
+        "VersionData": "create",
+        "FirstPublishLocationId": "create",
+    },
+}
+# Insights beyond DESIGN §6: written when the org has them, left out otherwise.
+OPTIONAL: dict[str, tuple[str, ...]] = {
+    mapping.MEETING: ("Internal_Talk_Ratio__c", "Question_Count__c"),
+}
+HINT = (
+    "deploy the objects in deploy/salesforce (sf project deploy start --source-dir force-app) "
+    "and assign the Teams_Transcript_Integration permission set to the integration user"
+)
+
+
+class SchemaMissing(UpstreamPermanent):
+    """The org lacks an object or field the product writes, or the user may not write it."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The optional fields the org lets the product write, per object."""
+
+    optional: dict[str, frozenset[str]]
+
+    def keep(self, obj: str, record: dict[str, object]) -> dict[str, object]:
+        """`record` without the optional fields this org lacks."""
+        absent = set(OPTIONAL.get(obj, ())) - self.optional.get(obj, frozenset())
+        return {k: v for k, v in record.items() if k not in absent}
+
+
+def problems(describes: dict[str, dict[str, Any] | None]) -> list[str]:
+    """What is missing or read-only, as `Object.Field (reason)`; pure, for tests."""
+    out: list[str] = []
+    for obj, wanted in REQUIRED.items():
+        desc = describes.get(obj)
+        if desc is None:
+            out.append(f"{obj} (object not found)")
+            continue
+        if not desc.get("createable", False):
+            out.append(f"{obj} (object not createable)")
+        fields = {str(f.get("name")): f for f in desc.get("fields", []) if isinstance(f, dict)}
+        for name, mode in wanted.items():
+            f = fields.get(name)
+            if f is None:
+                out.append(f"{obj}.{name} (field not found)")
+            elif not f.get("createable", False):
+                out.append(f"{obj}.{name} (not createable)")
+            elif mode == "upsert" and not f.get("updateable", False):
+                out.append(f"{obj}.{name} (not updateable)")
+    return out
+
+
+def writable_optional(describes: dict[str, dict[str, Any] | None]) -> Schema:
+    optional: dict[str, frozenset[str]] = {}
+    for obj, names in OPTIONAL.items():
+        fields = {str(f.get("name")): f for f in (describes.get(obj) or {}).get("fields", [])}
+        optional[obj] = frozenset(
+            n for n in names if fields.get(n, {}).get("createable") and fields[n].get("updateable")
+        )
+    return Schema(optional)
+
+
+def check(client: SalesforceClient) -> Schema:
+    """Describe the four objects in one composite call; raise SchemaMissing naming what lacks."""
+    base = f"/services/data/v{client.api_version}/sobjects"
+    subs = [
+        {"method": "GET", "url": f"{base}/{obj}/describe", "referenceId": f"d{i}"}
+        for i, obj in enumerate(REQUIRED)
+    ]
+    reply = client.restful("composite", "POST", {"allOrNone": False, "compositeRequest": subs})
+    describes: dict[str, dict[str, Any] | None] = {}
+    for obj, sub in zip(REQUIRED, reply.get("compositeResponse", []), strict=False):
+        status, body = sub.get("httpStatusCode"), sub.get("body")
+        if status == 200 and isinstance(body, dict):
+            describes[obj] = body
+        elif status == 404 or error_code(body) in ("NOT_FOUND", "INVALID_TYPE"):
+            describes[obj] = None
+        else:
+            raise UpstreamPermanent(f"describe {obj} failed: {status} {error_code(body)}")
+    missing = problems(describes)
+    if missing:
+        raise SchemaMissing(
+            "Salesforce lacks what the product writes: " + ", ".join(missing) + f"; {HINT}"
+        )
+    return writable_optional(describes)

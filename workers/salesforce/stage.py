@@ -1,0 +1,208 @@
+"""The Salesforce stage: a meeting written in two API calls, one of look-ups, one of upserts.
+
+Call 1 (composite, reads only): the transcript record if it exists, the meeting's existing
+participants, Contacts, Leads and Users by e-mail and the open opportunities' contact roles
+(workers.salesforce.matching). Call 2 (composite, allOrNone): upserts by external id of the
+meeting, the transcript and the participants (sObject Collections of at most 200 each), and
+the full WebVTT as one ContentVersion when the text was truncated and no earlier run attached
+it. A replay writes the same records again: upserts on external ids, and the file is created
+in the same transaction as the truncated transcript that records it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from ingest.exceptions import UpstreamPermanent, UpstreamTransient
+from workers import context, vtt
+from workers.meeting import ResolvedMeeting
+from workers.salesforce import mapping, matching, schema
+from workers.salesforce.client import (
+    TRANSIENT_CODES,
+    TRANSIENT_STATUSES,
+    SalesforceClient,
+    error_code,
+    error_message,
+)
+
+COLLECTION_SIZE = 200  # sObject Collections' limit per request
+MAX_COLLECTIONS = 5  # queries and collections per composite request
+MAX_PARTICIPANTS = COLLECTION_SIZE * MAX_COLLECTIONS
+
+
+@dataclass
+class Connection:
+    """A worker process's Salesforce client and what the start-up check learned."""
+
+    client: SalesforceClient
+    schema: schema.Schema
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def connect(ctx: context.WorkerContext) -> Connection:
+    """The factory for `ctx.resource("salesforce", ...)`: sign in, then check the schema."""
+    client = SalesforceClient.from_settings(ctx.settings)
+    return Connection(client, schema.check(client))
+
+
+def push(meeting: ResolvedMeeting) -> dict[str, str]:
+    """Write `meeting` in at most two API calls; the ids of what was written."""
+    return write(context.current().resource("salesforce", connect), meeting)
+
+
+def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
+    """`push` with an explicit connection (tests, and callers holding their own)."""
+    if len(meeting.participants) > MAX_PARTICIPANTS:
+        raise UpstreamPermanent(
+            f"{len(meeting.participants)} participants: at most {MAX_PARTICIPANTS} fit one write"
+        )
+    transcript = vtt.parse(meeting.transcript_vtt)
+    client = conn.client
+    found = matching.parse_lookup(
+        _results(
+            client.restful(
+                "composite",
+                "POST",
+                {
+                    "allOrNone": False,
+                    "compositeRequest": matching.lookup_requests(meeting, client.api_version),
+                },
+            ),
+            allowed={"transcript": (404,)},
+        )
+    )
+    talk = mapping.talk_seconds(meeting, transcript)
+    addresses = matching.emails(meeting)
+    related = matching.decide_related(addresses, matching.external_domains(meeting), found)
+    people = matching.match_people(addresses, found)
+    subs, attach = _write_requests(conn, meeting, transcript, talk, related, people, found)
+    results = _results(
+        client.restful(
+            "composite",
+            "POST",
+            {"allOrNone": True, "compositeRequest": subs},
+            idempotent=not attach,
+        )
+    )
+    for ref, (_, body) in results.items():
+        if ref.startswith("participants"):
+            _check_items(ref, body)
+    ids = {"meeting": _id(results["meeting"]), "transcript": _id(results["transcript"])}
+    if attach:
+        ids["file"] = _id(results["file"])
+    if related.account_id:
+        ids["related_account"] = related.account_id
+    if related.opportunity_id:
+        ids["related_opportunity"] = related.opportunity_id
+    return ids
+
+
+def _write_requests(
+    conn: Connection,
+    meeting: ResolvedMeeting,
+    transcript: vtt.Transcript,
+    talk: dict[str, float],
+    related: mapping.Related,
+    people: dict[str, mapping.PersonMatch],
+    found: matching.Lookup,
+) -> tuple[list[dict[str, Any]], bool]:
+    base = f"/services/data/v{conn.client.api_version}/sobjects"
+    mkey = quote(mapping.meeting_key(meeting), safe="")
+    tkey = quote(mapping.transcript_key(meeting), safe="")
+    meeting_fields = mapping.meeting_record(meeting, transcript, talk, related)
+    text_fields, truncated = mapping.transcript_record(
+        meeting, transcript, exists=found.transcript_id is not None
+    )
+    subs: list[dict[str, Any]] = [
+        {
+            "method": "PATCH",
+            "url": f"{base}/{mapping.MEETING}/{mapping.MEETING_KEY}/{mkey}",
+            "referenceId": "meeting",
+            "body": conn.schema.keep(mapping.MEETING, meeting_fields),
+        },
+        {
+            "method": "PATCH",
+            "url": f"{base}/{mapping.TRANSCRIPT}/{mapping.TRANSCRIPT_KEY}/{tkey}",
+            "referenceId": "transcript",
+            "body": text_fields,
+        },
+    ]
+    # The file is created with the transcript that says it exists (one transaction), so a
+    # transcript already marked truncated means an earlier run attached it.
+    attach = truncated and not found.transcript_truncated
+    if attach:
+        subs.append(
+            {
+                "method": "POST",
+                "url": f"{base}/{mapping.FILE}",
+                "referenceId": "file",
+                "body": mapping.transcript_file(meeting, "@{meeting.id}"),
+            }
+        )
+    rows = mapping.participant_records(meeting, talk, people, found.existing_participants)
+    for n, start in enumerate(range(0, len(rows), COLLECTION_SIZE)):
+        subs.append(
+            {
+                "method": "PATCH",
+                "url": f"/services/data/v{conn.client.api_version}/composite/sobjects/"
+                f"{mapping.PARTICIPANT}/{mapping.PARTICIPANT_KEY}",
+                "referenceId": f"participants{n}",
+                "body": {"allOrNone": True, "records": rows[start : start + COLLECTION_SIZE]},
+            }
+        )
+    return subs, attach
+
+
+def _results(
+    reply: Any, allowed: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, tuple[int, Any]]:
+    """Sub-responses by referenceId; raises on any status that is not a success (or allowed)."""
+    subs = reply.get("compositeResponse") if isinstance(reply, dict) else None
+    if not isinstance(subs, list):
+        raise UpstreamPermanent("Salesforce composite answer has no compositeResponse")
+    out: dict[str, tuple[int, Any]] = {}
+    failures: list[tuple[str, int, Any]] = []
+    for sub in subs:
+        ref, status, body = sub.get("referenceId"), sub.get("httpStatusCode"), sub.get("body")
+        out[str(ref)] = (int(status), body)
+        if not 200 <= int(status) < 300 and int(status) not in (allowed or {}).get(str(ref), ()):
+            failures.append((str(ref), int(status), body))
+    # The root cause, not the PROCESSING_HALTED echoes of an allOrNone rollback.
+    causes = [f for f in failures if error_code(f[2]) != "PROCESSING_HALTED"] or failures
+    if causes:
+        ref, status, body = causes[0]
+        code = error_code(body)
+        reason = f"Salesforce {ref}: {status} {code} {error_message(body)}".strip()
+        if status in TRANSIENT_STATUSES or code in TRANSIENT_CODES:
+            raise UpstreamTransient(reason)
+        raise UpstreamPermanent(reason)
+    return out
+
+
+def _id(result: tuple[int, Any]) -> str:
+    body = result[1]
+    if not isinstance(body, dict) or not body.get("id"):
+        raise UpstreamPermanent(f"Salesforce answered {result[0]} without an id")
+    return str(body["id"])
+
+
+def _check_items(ref: str, body: Any) -> None:
+    """A collection answers 200 whatever happened: every item must say success."""
+    if not isinstance(body, list):
+        raise UpstreamPermanent(f"Salesforce {ref}: expected a list of results")
+    failed = [i for i in body if not isinstance(i, dict) or not i.get("success")]
+    if not failed:
+        return
+    # The item that failed, not the ALL_OR_NONE_OPERATION_ROLLED_BACK echoes of the others.
+    errors = [i.get("errors") if isinstance(i, dict) else None for i in failed]
+    causes = [e for e in errors if error_code(e) != "ALL_OR_NONE_OPERATION_ROLLED_BACK"]
+    first = (causes or errors)[0]
+    code = error_code(first)
+    reason = f"Salesforce {ref}: {code} {error_message(first)}".strip()
+    if code in TRANSIENT_CODES:
+        raise UpstreamTransient(reason)
+    raise UpstreamPermanent(reason)
