@@ -194,17 +194,13 @@ class Notifier:
 
     async def watch_expiry(self) -> None:
         """Send reauthorizationRequired once per expiry to subscriptions close to it."""
-        before = self.options.reauthorize_before_s
-        if before is None:
-            return
         while True:
+            before = self.options.reauthorize_before_s
             now = self.store.clock()
-            for sub in self.store.live():
-                due = sub.expiration - now <= before
-                if (
-                    due
-                    and sub.lifecycle_notification_url
-                    and (sub.reauthorization_sent_for != sub.expiration)
+            for sub in self.store.live() if before is not None else []:
+                due = before is not None and sub.expiration - now <= before
+                if due and sub.lifecycle_notification_url and (
+                    sub.reauthorization_sent_for != sub.expiration
                 ):
                     sub.reauthorization_sent_for = sub.expiration
                     self.lifecycle(sub, "reauthorizationRequired")
