@@ -98,8 +98,17 @@ def merge(
     meeting: Mapping[str, Any] | None,
 ) -> tuple[Participant, tuple[Participant, ...]]:
     """The organizer and the people who joined, with every address the sources give."""
-    people: list[Participant] = [organizer_, *joined]
-    by_id = {p.directory_id.lower(): i for i, p in enumerate(people) if p.directory_id}
+    people: list[Participant] = []
+    by_id: dict[str, int] = {}
+    for person in (organizer_, *joined):  # one entry per directory id (devices, organizer)
+        index = by_id.get(person.directory_id.lower()) if person.directory_id else None
+        if index is None:
+            if person.directory_id:
+                by_id[person.directory_id.lower()] = len(people)
+            people.append(person)
+        else:
+            people[index] = _fold(people[index], person)
+    has_call_record = len(people) > 1
     names = {p.display_name.casefold() for p in people if p.display_name}
     for record in (attendance or {}).get("attendanceRecords") or []:
         if not isinstance(record, Mapping):
@@ -115,12 +124,11 @@ def merge(
                 role=held.role if held.role == "organizer" else found.role,
             )
             continue
-        if (
-            found.attendance_email is None
-            and found.display_name.casefold() in names
-            and not found.directory_id
-        ):
-            continue  # an anonymous row for someone the callRecord already lists
+        if found.attendance_email is None and (has_call_record or found.display_name.casefold()
+                                               in names):  # fmt: skip
+            # A row without an address adds nothing the callRecord does not already say
+            # (dial-ins and anonymous guests carry other ids in the two sources).
+            continue
         people.append(found)
         if found.directory_id:
             by_id[found.directory_id.lower()] = len(people) - 1
@@ -131,6 +139,16 @@ def merge(
         if index is not None and upn:
             people[index] = dataclasses.replace(people[index], attendee_upn=upn)
     return people[0], tuple(people[1:])
+
+
+def _fold(held: Participant, other: Participant) -> Participant:
+    """`held` with the facts it lacks taken from `other` (same person, another source)."""
+    missing = {
+        f.name: getattr(other, f.name)
+        for f in dataclasses.fields(held)
+        if f.name not in ("role", "is_guest") and not getattr(held, f.name)
+    }
+    return dataclasses.replace(held, **missing)
 
 
 def _meeting_people(meeting: Mapping[str, Any] | None) -> list[tuple[Mapping[str, Any], bool]]:

@@ -122,6 +122,7 @@ class TestEligibleOnCallRecordPath:
         assert resolved.transcript_vtt == m.transcript
         assert resolved.online_meeting_id == m.online_meeting_id
         assert resolved.call_record_id == m.call_record_id
+        assert resolved.organizer_email == "alice@contoso.com"
         kinds = {p.email: p.kind for p in resolved.participants}
         assert kinds == {"alice@contoso.com": "internal", "carol@fabrikam.com": "external"}
         assert queue.job_ids == [f"push-{key}"]
