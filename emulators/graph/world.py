@@ -162,3 +162,10 @@ class World:
 
     def meeting_by_online_meeting(self, online_meeting_id: str) -> str | None:
         return self._by_online_meeting.get(online_meeting_id)
+
+    def joined(self, meeting_id: str, index: int) -> tuple[float, float]:
+        """When participant `index` (a device) joined and left, as POSIX times: the organizer
+        from the start, each further device a little later, everyone until the end."""
+        m = self.meeting(meeting_id)
+        start, end = m.start.timestamp(), m.end.timestamp()
+        return start + min(20.0 * index, (end - start) / 4), end

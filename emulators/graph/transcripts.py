@@ -1,0 +1,269 @@
+"""Meeting transcripts: list, metadata, WebVTT content (counted), getAllTranscripts and delta."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from typing import Any
+
+from aiohttp import web
+
+from emulators.graph.auth import require_app_role, require_user_access
+from emulators.graph.data import (
+    GRAPH_ROOT,
+    both,
+    context,
+    iso,
+    organized_meeting,
+    origin,
+    page,
+    parse_time,
+    select,
+    target_user,
+    top,
+    user_path,
+    world_of,
+)
+from emulators.graph.errors import bad_request, not_found
+from emulators.graph.world import World
+
+PERMISSION = "OnlineMeetingTranscript.Read.All"  # the app role and the delegated scope alike
+ITEM = "onlineMeetings/{meeting}/transcripts/{transcript}"
+_ARG = re.compile(r"(\w+)\s*=\s*('(?:[^']|'')*'|[^,)]*)")
+_TIMING = re.compile(r"^(-?[\d:.]+)\s+-->\s+(-?[\d:.]+)")
+_VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]*)>")
+_TAG = re.compile(r"</?[^>]+>")
+VTT = "text/vtt"
+
+
+def add_routes(app: web.Application) -> None:
+    users = f"{GRAPH_ROOT}/users/{{uid}}/onlineMeetings"
+    all_transcripts = r"{fn:getAllTranscripts\([^/]*\)}"
+    app.router.add_get(f"{users}/{all_transcripts}", get_all)
+    app.router.add_get(f"{users}/{all_transcripts}/delta", get_all_delta)
+    both(app, "onlineMeetings/{meeting}/transcripts", list_transcripts)
+    both(app, ITEM, get_transcript)
+    both(app, ITEM + "/content", get_content)
+    both(app, ITEM + "/metadataContent", get_metadata_content)
+
+
+# -- one meeting ---------------------------------------------------------------------------
+def _meeting(request: web.Request) -> tuple[World, str, str]:
+    user = target_user(request)
+    require_user_access(request, user.id, app_role=PERMISSION, scope=PERMISSION)
+    meeting_id = organized_meeting(request, user)
+    prefix = f"{user_path(request, user)}/onlineMeetings('{request.match_info['meeting']}')"
+    return world_of(request), meeting_id, prefix
+
+
+def _ready(request: web.Request) -> tuple[World, str, str]:
+    """The meeting of `{transcript}`, 404 until its transcript is ready."""
+    world, meeting_id, prefix = _meeting(request)
+    wanted = request.match_info["transcript"]
+    if not world.transcript_ready(meeting_id) or wanted != world.transcript_id(meeting_id):
+        raise not_found(f"Transcript '{wanted}' was not found.", code="NotFound")
+    return world, meeting_id, prefix
+
+
+async def list_transcripts(request: web.Request) -> web.Response:
+    """The meeting's transcript once ready (`$filter=contentCorrelationId eq '…'` works)."""
+    world, meeting_id, prefix = _meeting(request)
+    items = [transcript(request, world, meeting_id)] if world.transcript_ready(meeting_id) else []
+    wanted = re.match(r"^\s*contentCorrelationId\s+eq\s+'([^']*)'\s*$",
+                      request.query.get("$filter", ""), re.I)  # fmt: skip
+    if request.query.get("$filter") and wanted is None:
+        raise bad_request(f"Invalid filter clause: '{request.query['$filter']}'.")
+    if wanted:
+        items = [t for t in items if t["contentCorrelationId"] == wanted.group(1)]
+    body = {"@odata.context": context(request, f"{prefix}/transcripts"), "value": items}
+    return web.json_response(body)
+
+
+async def get_transcript(request: web.Request) -> web.Response:
+    world, meeting_id, prefix = _ready(request)
+    body = select(request, transcript(request, world, meeting_id))
+    ctx = context(request, f"{prefix}/transcripts/$entity")
+    return web.json_response({"@odata.context": ctx} | body)
+
+
+def _want_vtt(request: web.Request) -> None:
+    fmt = request.query.get("$format")
+    if fmt is not None and fmt.lower() != VTT:
+        raise bad_request(f"The format '{fmt}' is not supported; use text/vtt.")
+
+
+async def get_content(request: web.Request) -> web.Response:
+    """The WebVTT (by `Accept: text/vtt`, `$format=text/vtt` or default); every hit counts."""
+    world, meeting_id, _ = _ready(request)
+    _want_vtt(request)
+    _count(world, meeting_id)
+    return web.Response(
+        body=(world.meeting(meeting_id).transcript or "").encode(), content_type=VTT
+    )
+
+
+async def get_metadata_content(request: web.Request) -> web.Response:
+    """VTT whose cues are JSON: speaker, text, language and absolute times (metered too)."""
+    world, meeting_id, _ = _ready(request)
+    _count(world, meeting_id)
+    m = world.meeting(meeting_id)
+    lines = ["WEBVTT", ""]
+    for start, end, speaker, text in cues(m.transcript or ""):
+        at, until = m.start + dt.timedelta(seconds=start), m.start + dt.timedelta(seconds=end)
+        lines += [f"{_stamp(start)} --> {_stamp(end)}",
+                  json.dumps({"startDateTime": iso(at), "endDateTime": iso(until),
+                              "speakerName": speaker, "spokenText": text,
+                              "spokenLanguage": "en-us"}), ""]  # fmt: skip
+    return web.Response(text="\n".join(lines), content_type=VTT)
+
+
+def _count(world: World, meeting_id: str) -> None:
+    downloads = world.transcript_content_downloads
+    downloads[meeting_id] = downloads.get(meeting_id, 0) + 1
+
+
+# -- getAllTranscripts (app only) ----------------------------------------------------------
+def _all(request: web.Request) -> tuple[World, list[dict[str, Any]]]:
+    """Ready transcripts of `meetingOrganizerUserId`'s meetings created in the time window."""
+    require_app_role(request, PERMISSION)
+    user = target_user(request)
+    world = world_of(request)
+    args = _args(request)
+    organizer = args.get("meetingorganizeruserid")
+    if not organizer:
+        raise bad_request("The parameter 'meetingOrganizerUserId' is required.")
+    if organizer.lower() != user.id.lower():
+        raise bad_request("meetingOrganizerUserId must name the user in the request path.")
+    since = parse_time(args["startdatetime"], "startDateTime") if "startdatetime" in args else None
+    until = parse_time(args["enddatetime"], "endDateTime") if "enddatetime" in args else None
+    items = []
+    for meeting_id in world.played():
+        ready = world.transcript_ready_at(meeting_id)
+        if world.organizer_id(meeting_id) != user.id or not world.transcript_ready(meeting_id):
+            continue
+        created = dt.datetime.fromtimestamp(ready or 0.0, dt.UTC)
+        if (since is None or created >= since) and (until is None or created < until):
+            items.append(transcript(request, world, meeting_id))
+    items.sort(key=lambda t: str(t["createdDateTime"]))
+    return world, items
+
+
+def _args(request: web.Request) -> dict[str, str]:
+    """The function's arguments; `@alias` values come from the query (`@alias=` or `alias=`)."""
+    raw = request.match_info["fn"][len("getAllTranscripts(") : -1]
+    out = {}
+    for name, value in _ARG.findall(raw):
+        text = value.strip()
+        if text.startswith("'") and text.endswith("'") and len(text) >= 2:
+            text = text[1:-1].replace("''", "'")
+        if text.startswith("@"):
+            text = request.query.get(text) or request.query.get(text[1:]) or ""
+        if text:
+            out[name.lower()] = text.strip("'")
+    return out
+
+
+async def get_all(request: web.Request) -> web.Response:
+    _, items = _all(request)
+    chunk, link = page(request, items, top(request, 100))
+    body: dict[str, Any] = {
+        "@odata.context": context(request, "Collection(microsoft.graph.callTranscript)")
+    }
+    if link:
+        body["@odata.nextLink"] = link
+    body["value"] = chunk
+    return web.json_response(body)
+
+
+async def get_all_delta(request: web.Request) -> web.Response:
+    """Transcripts that appeared since the `$deltatoken` (all of them without one)."""
+    world, items = _all(request)
+    now = world.clock()
+    since = _delta_since(request.query.get("$deltatoken"))
+    fresh = []
+    for item in items:
+        meeting_id = world.meeting_by_online_meeting(str(item["meetingId"]))
+        ready = world.transcript_ready_at(meeting_id) if meeting_id else None
+        if ready is not None and since < ready <= now:
+            fresh.append(item)
+    token = base64.urlsafe_b64encode(json.dumps({"t": now}).encode()).decode()
+    query = {k: v for k, v in request.query.items() if k not in ("$deltatoken", "$skiptoken")}
+    query["$deltatoken"] = token
+    return web.json_response(
+        {
+            "@odata.context": context(request, "Collection(microsoft.graph.callTranscript)"),
+            "@odata.deltaLink": str(request.url.with_query(query)),
+            "value": fresh,
+        }
+    )
+
+
+def _delta_since(token: str | None) -> float:
+    if token is None:
+        return float("-inf")
+    try:
+        return float(json.loads(base64.urlsafe_b64decode(token.encode()))["t"])
+    except (ValueError, KeyError, TypeError):
+        raise bad_request("The $deltatoken is not valid.", code="SyncStateNotFound") from None
+
+
+# -- shapes --------------------------------------------------------------------------------
+def organizer_identity(world: World, meeting_id: str) -> dict[str, Any]:
+    user = {"@odata.type": "#microsoft.graph.teamworkUserIdentity",
+            "id": world.organizer_id(meeting_id), "displayName": None,
+            "tenantId": world.tenant_id, "userIdentityType": "aadUser"}  # fmt: skip
+    return {"application": None, "device": None, "user": user}
+
+
+def transcript(request: web.Request, world: World, meeting_id: str) -> dict[str, Any]:
+    om_id, t_id = world.online_meeting_id(meeting_id), world.transcript_id(meeting_id)
+    organizer = world.organizer_id(meeting_id)
+    url = (
+        f"{origin(request)}{GRAPH_ROOT}/users/{organizer}/onlineMeetings/{om_id}/transcripts/{t_id}"
+    )
+    return {
+        "id": t_id,
+        "meetingId": om_id,
+        "callId": world.call_record_id(meeting_id),
+        "contentCorrelationId": world.content_correlation_id(meeting_id),
+        "transcriptContentUrl": f"{url}/content",
+        "createdDateTime": iso(world.transcript_ready_at(meeting_id) or 0.0),
+        "endDateTime": iso(world.played_at(meeting_id) or 0.0),
+        "meetingOrganizer": organizer_identity(world, meeting_id),
+    }
+
+
+def cues(vtt: str) -> list[tuple[float, float, str, str]]:
+    """(start s, end s, speaker, text) of each WebVTT cue; NOTE and STYLE blocks skipped."""
+    out = []
+    for block in re.split(r"\r?\n\s*\r?\n", vtt.replace("\r\n", "\n")):
+        lines = [line for line in block.split("\n") if line.strip()]
+        at = next((i for i, line in enumerate(lines) if _TIMING.match(line.strip())), None)
+        if at is None or (lines[0].startswith(("NOTE", "STYLE", "WEBVTT")) and at != 0):
+            continue
+        timing = _TIMING.match(lines[at].strip())
+        assert timing is not None
+        text = " ".join(lines[at + 1 :])
+        voice = _VOICE.search(text)
+        speaker = voice.group(1).strip() if voice else ""
+        out.append((_seconds(timing.group(1)), _seconds(timing.group(2)), speaker,
+                    _TAG.sub("", text).strip()))  # fmt: skip
+    return out
+
+
+def _seconds(stamp: str) -> float:
+    sign = -1.0 if stamp.startswith("-") else 1.0
+    total = 0.0
+    for part in stamp.lstrip("-").split(":"):
+        total = total * 60 + float(part)
+    return sign * total
+
+
+def _stamp(seconds: float) -> str:
+    sign = "-" if seconds < 0 else ""
+    ms = round(abs(seconds) * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    return f"{sign}{h:02d}:{m:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
