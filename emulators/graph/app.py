@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from emulators.faults import Handler
+from emulators.graph import data
 from emulators.graph.auth import ISSUER_KEY
 from emulators.graph.clock import Clock
 from emulators.graph.control import Control
@@ -102,7 +103,7 @@ def create_app(
     app[EMULATOR_KEY] = emulator
     Control(notifier, stats, injector, clock).add_routes(app)
     SubscriptionRoutes(store, world.tenant_id, delivery.validate).add_routes(app)
-    _add_data_routes(app, world)
+    data.add_routes(app, world)
     identity = Identity(world, issuer, options.client_certificate)
     identity.add_routes(app)
     SignIn(identity).add_routes(app)
@@ -117,13 +118,3 @@ def create_app(
 
     app.cleanup_ctx.append(background)
     return app
-
-
-def _add_data_routes(app: web.Application, world: World) -> None:
-    # TODO(G1): drop the guard once emulators/graph/data.py and its modules are committed.
-    try:
-        from emulators.graph import data
-
-        data.add_routes(app, world)
-    except ImportError:
-        return

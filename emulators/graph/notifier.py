@@ -196,12 +196,12 @@ class Notifier:
         """Send reauthorizationRequired once per expiry to subscriptions close to it."""
         while True:
             before = self.options.reauthorize_before_s
-            now = self.store.clock()
-            for sub in self.store.live() if before is not None else []:
-                due = before is not None and sub.expiration - now <= before
-                if due and sub.lifecycle_notification_url and (
-                    sub.reauthorization_sent_for != sub.expiration
-                ):
-                    sub.reauthorization_sent_for = sub.expiration
-                    self.lifecycle(sub, "reauthorizationRequired")
+            if before is not None:
+                now = self.store.clock()
+                for sub in self.store.live():
+                    due = sub.expiration - now <= before
+                    fresh = sub.reauthorization_sent_for != sub.expiration
+                    if due and fresh and sub.lifecycle_notification_url:
+                        sub.reauthorization_sent_for = sub.expiration
+                        self.lifecycle(sub, "reauthorizationRequired")
             await asyncio.sleep(self.options.lifecycle_check_s)

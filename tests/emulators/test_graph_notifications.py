@@ -289,3 +289,26 @@ class TestLifecycle:
         wait_for(lambda: len(rx.items()) == 1)
         graph.idle()
         assert [i["lifecycleEvent"] for i in rx.items()] == ["reauthorizationRequired"]
+
+
+class TestStats:
+    """Stats count requests by route template, and show the World's and delivery counters."""
+
+    def test_counts_by_route(self, graph: Harness) -> None:
+        play(graph, "m-001")
+        cid = graph.state.world.call_record_id("m-001")
+        headers = {"Authorization": f"Bearer {graph.app_token()}"}
+        with httpx.Client(verify=client_context(graph.ca_dir)) as c:
+            for _ in range(2):
+                got = c.get(f"{graph.url}/v1.0/communications/callRecords/{cid}", headers=headers)
+                assert got.status_code == 200 and got.json()["id"] == cid
+            missing = c.get(f"{graph.url}/v1.0/nothing/here", headers=headers)
+        assert missing.status_code == 400 and missing.json()["error"]["code"] == "BadRequest"
+        stats = graph.control("GET", "/_emulator/stats").json()
+        assert stats["requests"]["GET /v1.0/communications/callRecords/{id}"] == 2
+        assert stats["requests"]["POST /{tenant}/oauth2/v2.0/token"] == 1
+        assert not any(route.startswith("POST /_emulator") for route in stats["requests"])
+        assert stats["tokens_issued"] == 1
+        assert stats["recording_content_downloads"] == 0
+        assert stats["transcript_content_downloads"] == {}
+        assert set(stats["notifications"]) == {"delivered", "failed", "retried", "dropped"}
