@@ -166,3 +166,111 @@ class TestValidation:
     def test_not_an_object(self) -> None:
         with pytest.raises(ScenarioError, match="scenario: must be an object"):
             parse([])
+
+
+# What each meeting of the built-in scenario is there to show (DESIGN §4): reason, outcome.
+EXPECTED = {
+    "m-001": ("external_participants", "pushed"),
+    "m-002": ("external_participants", "pushed"),  # with an anonymous guest
+    "m-003": ("too_short", "skipped"),
+    "m-004": ("recorder_not_eci_user", "skipped"),
+    "m-005": ("excluded_participant", "skipped"),
+    "m-006": ("solo_eci_user", "pushed"),
+    "m-007": ("no_external_participants", "skipped"),
+    "m-008": ("external_participants", "no_transcript"),
+    "m-009": ("external_participants", "pushed"),  # the transcript over 131,072 characters
+    "m-010": ("no_external_participants", "skipped"),  # an internal subdomain, own tenant
+    "m-011": ("external_participants", "pushed"),  # a B2B guest with a customer's address
+    "m-012": ("external_participants", "pushed"),  # the late transcript
+    "m-013": ("no_external_participants", "skipped"),  # a phone dial-in proves nothing
+    "m-014": ("external_participants", "pushed"),  # a customer on two devices
+    "m-015": ("no_external_participants", "skipped"),  # anonymous guests prove nothing
+    "m-016": ("external_participants", "pushed"),
+    "m-017": ("excluded_participant", "skipped"),  # a subdomain of an excluded domain
+    "m-018": ("solo_eci_user", "no_transcript"),
+    "m-019": ("external_participants", "pushed"),
+    "m-020": ("recorder_not_eci_user", "skipped"),
+}
+
+
+def _policy_view(world: Any, meeting_id: str) -> Any:
+    """The meeting as the product sees it from the emulator's callRecord and attendance."""
+    from emulators.graph import attendance, callrecords
+    from policy import Meeting, Participant
+
+    emails = {r["identity"]["id"]: r["emailAddress"] for r in attendance.records(world, meeting_id)}
+    people = []
+    for entry in callrecords.participants(world, meeting_id):
+        ident = entry["identity"]
+        if ident["user"]:
+            user = ident["user"]
+            people.append(Participant(
+                display_name=user["displayName"], directory_id=user["id"],
+                tenant_id=user["tenantId"], attendance_email=emails.get(user["id"]) or None,
+                call_record_upn=user.get("userPrincipalName"),
+            ))  # fmt: skip
+        elif ident["phone"]:
+            people.append(Participant(phone=ident["phone"]["id"]))
+        else:
+            people.append(Participant(display_name=ident["guest"]["displayName"], is_guest=True))
+    organizer = next(p for p in people if p.directory_id == world.organizer_id(meeting_id))
+    m = world.meeting(meeting_id)
+    return Meeting(organizer=organizer, participants=tuple(people), start=m.start, end=m.end)
+
+
+class TestDefaultScenario:
+    """The built-in scenario shows every reason code and outcome of DESIGN §4, as intended."""
+
+    def test_every_reason_and_outcome_is_covered(self) -> None:
+        s = load()
+        assert [m.id for m in s.meetings] == sorted(EXPECTED)
+        reasons = {r for r, _ in EXPECTED.values()}
+        assert reasons == {
+            "too_short",
+            "recorder_not_eci_user",
+            "excluded_participant",
+            "external_participants",
+            "solo_eci_user",
+            "no_external_participants",
+        }
+        assert {o for _, o in EXPECTED.values()} == {"pushed", "skipped", "no_transcript"}
+
+    def test_each_meeting_decides_as_intended(self) -> None:
+        from emulators.graph.world import World
+        from policy import PolicySettings, decide
+
+        s = load()
+        world = World(s)
+        settings = PolicySettings.from_mapping(s.policy)
+        eci = [u.id for u in s.users if u.eci]
+        for m in s.meetings:
+            decision = decide(_policy_view(world, m.id), home_tenant_id=s.tenant.id,
+                              eci_users=eci, settings=settings)  # fmt: skip
+            reason, outcome = EXPECTED[m.id]
+            assert (m.id, decision.reason.value) == (m.id, reason)
+            got = (
+                "skipped"
+                if not decision.eligible
+                else "pushed"
+                if m.transcript
+                else "no_transcript"
+            )
+            assert (m.id, got) == (m.id, outcome)
+
+    def test_features_the_demo_relies_on(self) -> None:
+        s = load()
+        by_id = {m.id: m for m in s.meetings}
+        assert sum(u.eci for u in s.users) >= 3 and any(not u.eci for u in s.users)
+        long = by_id["m-009"].transcript or ""
+        assert len(long) > 131_072 and "NOTE" in long and "<v " in long
+        assert by_id["m-012"].transcript_ready_after_s >= 5
+        kinds = {p.kind for m in s.meetings for p in m.participants}
+        assert kinds == {"user", "external", "phone", "guest"}
+        twice = by_id["m-014"].participants
+        assert len({p.email for p in twice if p.kind == "external"}) < sum(
+            p.kind == "external" for p in twice
+        )
+        assert any(p.tenant == s.tenant.id for p in by_id["m-011"].participants)
+        assert any(m.recording for m in s.meetings)
+        assert all(m.subject and not m.subject.startswith("m-") for m in s.meetings)
+        assert {"Account", "Contact", "Lead", "Opportunity"} <= set(s.salesforce)
