@@ -78,10 +78,11 @@ class Identity:
         domains = {d.lower() for d in self.world.scenario.tenant.domains}
         return t in {self.world.tenant_id.lower(), "common", "organizations"} | domains
 
-    def _no_tenant(self, tenant: str) -> web.Response:
+    def _no_tenant(self, tenant: str, error: str = "invalid_tenant") -> web.Response:
+        # Discovery says invalid_tenant; the token endpoint says invalid_request.
         return identity_error(
             400,
-            "invalid_tenant",
+            error,
             f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID "
             "and are signing into the correct cloud.",
             aadsts=90002,
@@ -143,7 +144,7 @@ class Identity:
     async def token(self, request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
         if not self.known_tenant(tenant):
-            return self._no_tenant(tenant)
+            return self._no_tenant(tenant, "invalid_request")
         form = dict(await request.post())
         data = {k: str(v) for k, v in form.items()}
         client_id = data.get("client_id", "")

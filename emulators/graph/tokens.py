@@ -24,6 +24,15 @@ APP_ROLES = (
     "OnlineMeetingTranscript.Read.All",
     "User.Read.All",
 )
+# The delegated permissions of the app registration (DESIGN §6), granted for `.default`.
+APP_DELEGATED_SCOPES = (
+    "Calendars.Read",
+    "Files.Read",
+    "OnlineMeetingArtifact.Read.All",
+    "OnlineMeetings.Read",
+    "OnlineMeetingTranscript.Read.All",
+    "User.Read",
+)
 CHANGE_TRACKING_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
 # Scopes that are about the sign-in itself and never appear in an access token's `scp`.
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
@@ -78,12 +87,15 @@ def principal_id(app_id: str) -> str:
 
 
 def scopes_of(requested: Iterable[str]) -> tuple[str, ...]:
-    """Delegated scopes as `scp` holds them: Graph's prefix stripped, OIDC scopes dropped."""
+    """Delegated scopes as `scp` holds them: Graph's prefix stripped, OIDC scopes dropped.
+
+    `.default` stands for every delegated permission the app registration declares.
+    """
     out: list[str] = []
     for scope in requested:
         name = scope.rsplit("/", 1)[-1] if scope.lower().startswith("https://") else scope
-        if name and name.lower() not in OIDC_SCOPES and name != ".default" and name not in out:
-            out.append(name)
+        names = APP_DELEGATED_SCOPES if name == ".default" else (name,)
+        out += [n for n in names if n and n.lower() not in OIDC_SCOPES and n not in out]
     return tuple(out)
 
 

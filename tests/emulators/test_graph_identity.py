@@ -90,6 +90,7 @@ class TestClientSecret:
             tok = c.post(f"{graph.url}/nope/oauth2/v2.0/token", data={"client_id": "x"})
         assert conf.status_code == 400 and conf.json()["error_codes"] == [90002]
         assert tok.status_code == 400 and "AADSTS90002" in tok.json()["error_description"]
+        assert (conf.json()["error"], tok.json()["error"]) == ("invalid_tenant", "invalid_request")
 
     def test_scope_without_default_is_rejected(self, graph: Harness) -> None:
         with httpx.Client(verify=client_context(graph.ca_dir)) as c:
@@ -369,3 +370,16 @@ class TestCallerChecks:
             assert await status(BOB, alice) == 403
             assert await status(ALICE, narrow) == 403
             assert await status(ALICE, None) == 401
+
+
+class TestScopes:
+    """Delegated `scp` drops OIDC scopes and Graph's prefix; `.default` means the app's set."""
+
+    def test_scopes_of(self) -> None:
+        from emulators.graph.tokens import APP_DELEGATED_SCOPES, scopes_of
+
+        asked = ["openid", "https://graph.microsoft.com/User.Read", "offline_access", "User.Read"]
+        assert scopes_of(asked) == ("User.Read",)
+        assert scopes_of(["https://graph.microsoft.com/.default", "profile"]) == (
+            APP_DELEGATED_SCOPES
+        )
