@@ -120,7 +120,8 @@ def merge(
             people[index] = dataclasses.replace(
                 held,
                 attendance_email=found.attendance_email or held.attendance_email,
-                display_name=held.display_name or found.display_name,
+                # callRecords call people of other tenants "External user"; the report knows.
+                display_name=found.display_name or held.display_name,
                 role=held.role if held.role == "organizer" else found.role,
             )
             continue

@@ -81,6 +81,8 @@ class GraphClient:
         if self.settings.ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(self.settings.ca_bundle))
         self._http = httpx.AsyncClient(verify=verify, timeout=self.timeout)
+        # msgraph_core wraps the transport in one without aclose(): keep the real pool to close.
+        self._pool = self._http._transport
         options = dict(sdk_options)
         options[RetryHandlerOption.get_key()] = RetryHandlerOption(
             delay=RETRY_BASE_DELAY, max_retries=MAX_RETRIES
@@ -120,6 +122,7 @@ class GraphClient:
     def _close_transport(self) -> None:
         if self._http is not None and not self.loop.is_closed():
             self.loop.run_until_complete(self._http.aclose())
+            self.loop.run_until_complete(self._pool.aclose())
         self._http = None
         closer = getattr(self._credential, "close", None)
         if callable(closer):

@@ -1,0 +1,156 @@
+"""An end-to-end stack in one test process: Graph emulator (HTTPS) and receiver on a background
+loop, `ingest subscriptions ensure` through the real msgraph client, and in-process workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import redis
+from aiohttp import web
+
+from emulators import scenario as scenario_mod
+from emulators.graph.app import create_app as create_graph
+from emulators.graph.clock import Clock
+from emulators.graph.faults import GraphFaults
+from emulators.graph.options import GraphOptions
+from emulators.graph.world import World
+from emulators.tls import client_context, ensure_ca, server_context
+from ingest import users
+from ingest.app import create_app as create_receiver
+from ingest.settings import Settings
+from ingest.subscriptions import GraphSubscriptions, Manager
+from workers import context
+from workers.worker import build_worker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Stack:
+    """Emulator + receiver on a background loop; settings for the product pointed at them."""
+
+    def __init__(self, doc: dict[str, Any], redis_url: str, tmp: Path, **settings: Any) -> None:
+        self.scenario = scenario_mod.parse(doc)
+        self.clock = Clock()
+        self.world = World(self.scenario, clock=self.clock)
+        self.faults = GraphFaults()
+        self.options = GraphOptions(updated_delay_s=0.3, retry_base_s=0.2, transcript_poll_s=0.1)
+        self.ca_dir = tmp / "ca"
+        ensure_ca(self.ca_dir)
+        self.graph_port, self.receiver_port = free_port(), free_port()
+        self.settings = Settings(
+            redis_url=redis_url,
+            public_url=f"http://127.0.0.1:{self.receiver_port}",
+            graph_tenant_id=self.world.tenant_id,
+            graph_allowed_tenants=(self.world.tenant_id.lower(),),
+            graph_client_id="emulator-app",
+            graph_client_secret="emulator-secret",
+            graph_base_url=f"https://127.0.0.1:{self.graph_port}/v1.0",
+            graph_authority=f"https://127.0.0.1:{self.graph_port}",
+            ca_bundle=self.ca_dir / "ca.pem",
+            internal_domains=tuple(self.scenario.tenant.domains),
+            transcript_window_seconds=settings.pop("window", 30.0),
+            transcript_first_interval_seconds=settings.pop("first", 0.5),
+            **settings,
+        )
+        self.conn = redis.Redis.from_url(redis_url)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runners: list[web.AppRunner] = []
+
+    # lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> Stack:
+        self._thread.start()
+        self._call(self._start())
+        for user in self.scenario.users:
+            if user.eci:
+                users.add(self.conn, users.EciUser(id=user.id, upn=user.upn, name=user.name))
+        context.install(context.WorkerContext(self.settings, self.conn))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        context.reset()
+        self._call(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self.conn.close()
+
+    def _call(self, coro: Any) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(60)
+
+    async def _start(self) -> None:
+        graph = create_graph(self.world, clock=self.clock, faults=self.faults,
+                             options=self.options, ca_dir=self.ca_dir)  # fmt: skip
+        receiver = create_receiver(self.settings)
+        for app, port, tls in ((graph, self.graph_port, server_context(self.ca_dir)),
+                               (receiver, self.receiver_port, None)):  # fmt: skip
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
+            self._runners.append(runner)
+
+    async def _stop(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+
+    # the emulator's control routes -------------------------------------------------------
+    def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{self.graph_port}/_emulator/{path}", data=data,
+            method="GET" if body is None else "POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        ctx: ssl.SSLContext = client_context(self.ca_dir)
+        with urllib.request.urlopen(request, context=ctx, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.control("stats")
+        return result
+
+    def play(self, *ids: str) -> None:
+        self.control("play", {"meetings": list(ids)} if ids else {})
+
+    def set_faults(self, **changes: Any) -> None:
+        self.control("faults", changes)
+
+    # the product -------------------------------------------------------------------------
+    def ensure_subscriptions(self) -> list[dict[str, Any]]:
+        api = GraphSubscriptions(self.settings)
+        try:
+            return Manager(self.settings, self.conn, api).ensure()
+        finally:
+            api.close()
+
+    def work(self, until: Callable[[], bool], timeout: float = 30.0) -> bool:
+        """Run burst workers (scheduler included) until `until()` or the timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            build_worker(self.settings, self.conn).work(
+                burst=True, with_scheduler=True, logging_level="ERROR"
+            )
+            if until():
+                return True
+            time.sleep(0.1)
+        return until()
+
+    def graph_requests(self) -> dict[str, int]:
+        """Graph API requests by route, tokens and the emulator's identity routes aside."""
+        requests: dict[str, int] = self.stats()["requests"]
+        return {k: v for k, v in requests.items() if "/v1.0/" in k and "subscriptions" not in k}
