@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from emulators import scenario
 from emulators.salesforce import metadata
 
 
@@ -56,19 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_seed(path: Path | None) -> dict[str, list[dict[str, Any]]]:
-    """The scenario's `salesforce` section: object name → records of field → value."""
-    try:
-        scenario = importlib.import_module("emulators.scenario")
-    except ImportError:
-        scenario = None
-    if scenario is not None:
-        return dict(scenario.load(path).salesforce)
-    if path is None:
-        return {}
-    section = json.loads(path.read_text()).get("salesforce") or {}
-    if not isinstance(section, dict):
-        raise ValueError(f"{path}: salesforce must be an object of object name → records")
-    return section
+    """The scenario's `salesforce` section (None: the built-in scenario's), as Graph's uses it."""
+    return dict(scenario.load(path).salesforce)
 
 
 def main(argv: Sequence[str]) -> int:
