@@ -46,6 +46,7 @@ class Config:
     session_lifetime_s: float = 7200.0
     jwt_key: RSAPublicKey | None = None
     daily_limit: int = DEFAULT_DAILY_LIMIT
+    query_batch: int = 2000
     faults: SalesforceFaults = field(default_factory=SalesforceFaults)
 
 
@@ -71,6 +72,7 @@ class Emulator:
         if store.is_empty() and config.seed:
             seed(self.org, config.seed)
         self.api = Api(self.org, config.daily_limit)
+        self.api.query_batch = config.query_batch
         self.sessions = Sessions(config.session_lifetime_s)
         self.token = TokenEndpoint(self.sessions, config.jwt_key)
         self.faults = FaultInjector(config.faults, _throttled)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ class Api:
         self.org = org
         self.daily_limit = daily_limit
         self.used = 0  # API calls counted today (set by the app)
+        self.query_batch = 2000  # records per query page, as Salesforce's default
+        self._cursors: dict[str, tuple[int, list[Any]]] = {}
+        self._cursor_ids = itertools.count(1)
 
     def handle(
         self, method: str, path: str, query: Mapping[str, str], body: Any, nested: bool = False
@@ -68,10 +72,8 @@ class Api:
         if not rest or rest == [""]:
             names = ("sobjects", "query", "queryAll", "composite", "limits")
             return Reply(200, {n: f"/services/data/v{version}/{n}" for n in names})
-        if head in ("query", "queryAll") and len(rest) == 1 and method == "GET":
-            if "q" not in query:
-                raise SfError("MALFORMED_QUERY", "the q parameter is required")
-            return Reply(200, Runner(self.org, version).run(query["q"], head == "queryAll"))
+        if head in ("query", "queryAll") and method == "GET":
+            return self._query(version, head, rest[1:], query)
         if head == "limits" and len(rest) == 1 and method == "GET":
             remaining = max(self.daily_limit - self.used, 0)
             return Reply(
@@ -84,6 +86,33 @@ class Api:
         if head == "sobjects":
             return self._sobjects(method, version, rest[1:], query, body)
         raise not_found()
+
+    def _query(self, version: str, head: str, rest: list[str], query: Mapping[str, str]) -> Reply:
+        """A query's first page, or a later one by `query/{locator}-{offset}`."""
+        if not rest:
+            if "q" not in query:
+                raise SfError("MALFORMED_QUERY", "the q parameter is required")
+            result = Runner(self.org, version).run(query["q"], head == "queryAll")
+            total, records = result["totalSize"], result["records"]
+            locator = f"01g5g{next(self._cursor_ids):010d}"
+            self._cursors[locator] = (total, records)
+            offset = 0
+        else:
+            locator, _, start = rest[0].partition("-")
+            if locator not in self._cursors or not start.isdigit() or len(rest) > 1:
+                raise SfError("INVALID_QUERY_LOCATOR", "invalid query locator", status=400)
+            total, records = self._cursors[locator]
+            offset = int(start)
+        page = records[offset : offset + self.query_batch]
+        body: dict[str, Any] = {"totalSize": total, "done": True, "records": page}
+        if offset + self.query_batch < len(records):
+            body["done"] = False
+            body["nextRecordsUrl"] = (
+                f"/services/data/v{version}/{head}/{locator}-{offset + self.query_batch}"
+            )
+        else:
+            self._cursors.pop(locator, None)
+        return Reply(200, body)
 
     def _sobjects(
         self, method: str, version: str, rest: list[str], query: Mapping[str, str], body: Any
@@ -242,6 +271,8 @@ def _route_name(rest: list[str]) -> str:
     """A stable label for stats: ids and external id values are replaced by placeholders."""
     if not rest:
         return "resources"
+    if rest[0] in ("query", "queryAll") and len(rest) > 1:
+        return f"{rest[0]}/{{locator}}"
     if rest[0] == "sobjects" and len(rest) > 1:
         tail = ["{id}", "{value}"] if len(rest) == 4 else ["{id}"] if len(rest) == 3 else []
         if len(rest) == 3 and rest[2] == "describe":

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import datetime as dt
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,8 +206,6 @@ class TestSessions:
     def test_lifetime(self, ca_dir: Path) -> None:
         with Server(Config(session_lifetime_s=0.05), ca_dir) as srv:
             sf = srv.sf()
-            import time
-
             time.sleep(0.1)
             with pytest.raises(SalesforceExpiredSession) as info:
                 sf.query("SELECT Id FROM Account")
@@ -289,6 +288,16 @@ class TestSoql:
         dated = sf.query("SELECT Id FROM Opportunity WHERE CloseDate < 2021-01-01")
         assert dated["totalSize"] == 1
         assert sf.query("SELECT Id FROM Contact WHERE Account.Name = null")["totalSize"] == 1
+
+    def test_pages_follow_next_records_url(self, ca_dir: Path) -> None:
+        with Server(Config(seed=SEED, query_batch=1), ca_dir) as srv:
+            sf = srv.sf()
+            first = sf.query("SELECT Name FROM Account ORDER BY Name")
+            assert first["done"] is False and first["totalSize"] == 2
+            assert [
+                r["Name"] for r in sf.query_all("SELECT Name FROM Account ORDER BY Name")["records"]
+            ] == ["Contoso", "Fabrikam"]
+            assert "GET query/{locator}" in srv.stats()["by_route"]
 
     def test_count(self, sf: Salesforce) -> None:
         assert sf.query("SELECT COUNT() FROM Contact WHERE Email != null")["totalSize"] == 2
