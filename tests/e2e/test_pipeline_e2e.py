@@ -126,13 +126,14 @@ class TestCallRecordPathBudget:
             stack.play("m1")
             settle(stack, "m1")
             assert outcome(stack, "m1") == "pushed"
+            om = "GET /v1.0/users/{uid}/onlineMeetings"
             assert stack.graph_requests() == {
                 "GET /v1.0/communications/callRecords/{id}": 1,
-                "GET /v1.0/users/{uid}/onlineMeetings": 1,
-                "GET /v1.0/users/{uid}/onlineMeetings/{meeting}/attendanceReports": 1,
-                "GET /v1.0/users/{uid}/onlineMeetings/{meeting}/attendanceReports/{report}": 1,
-                "GET /v1.0/users/{uid}/onlineMeetings/{meeting}/transcripts": 1,
-                "GET /v1.0/users/{uid}/onlineMeetings/{meeting}/transcripts/{transcript}/content": 1,
+                om: 1,
+                f"{om}/{{meeting}}/attendanceReports": 1,
+                f"{om}/{{meeting}}/attendanceReports/{{report}}": 1,
+                f"{om}/{{meeting}}/transcripts": 1,
+                f"{om}/{{meeting}}/transcripts/{{transcript}}/content": 1,
             }
             assert stack.stats()["recording_content_downloads"] == 0
 
