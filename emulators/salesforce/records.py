@@ -101,9 +101,11 @@ class Org:
             self._publish(rec)
         return rec
 
-    def update(self, obj: SObject, record_id: str, body: dict[str, Any]) -> Record:
+    def update(
+        self, obj: SObject, record_id: str, body: dict[str, Any], upserting: bool = False
+    ) -> Record:
         rec = dict(self.get(obj, record_id))
-        values = self.parse(obj, body, creating=False)
+        values = self.parse(obj, body, creating=False, existing=rec if upserting else None)
         values.pop("Id", None)
         for name, value in values.items():
             if value is None:
@@ -132,7 +134,7 @@ class Org:
                 f"Provided external ID field does not exist or is not accessible: {field}"
             )
         if f.name == "Id":
-            return self.update(obj, value, body), False
+            return self.update(obj, value, body, upserting=True), False
         matches = self.find(obj, f.name, value)
         if len(matches) > 1:
             raise SfError(
@@ -144,7 +146,7 @@ class Org:
             )
         body = {k: v for k, v in body.items() if k.lower() != f.name.lower()}
         if matches:
-            return self.update(obj, matches[0]["Id"], body), False
+            return self.update(obj, matches[0]["Id"], body, upserting=True), False
         return self.create(obj, {**body, f.name: value}), True
 
     def delete(self, obj: SObject, record_id: str) -> None:
@@ -168,9 +170,18 @@ class Org:
     # -- validation ----------------------------------------------------------------------
 
     def parse(
-        self, obj: SObject, body: Any, creating: bool, seeding: bool = False
+        self,
+        obj: SObject,
+        body: Any,
+        creating: bool,
+        seeding: bool = False,
+        existing: Record | None = None,
     ) -> dict[str, Any]:
-        """Body fields by canonical name, coerced; relationship references resolved."""
+        """Body fields by canonical name, coerced; relationship references resolved.
+
+        `existing` is the record an upsert updates: a field that cannot be updated (a
+        master-detail parent) may still be sent with the value it already has.
+        """
         if not isinstance(body, dict):
             raise RequestError("JSON_PARSER_ERROR", "The request body must be a JSON object")
         attrs = body.get("attributes")
@@ -189,23 +200,25 @@ class Org:
                 raise RequestError(
                     "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}"
                 )
-            allowed = f.createable if creating else f.updateable
-            if seeding:
-                allowed = allowed or f.name == "Id" or f.name in SYSTEM_FIELDS
-            if not allowed and not (f.name == "Id" and not creating):
-                raise SfError(
-                    "INVALID_FIELD_FOR_INSERT_UPDATE",
-                    f"Unable to create/update fields: {f.name}. Please check the security "
-                    "settings of this field and verify that it is read/write for your profile "
-                    "or permission set.",
-                    [f.name],
-                )
             out[f.name] = coerce(f, value)
         for name, value in out.items():
             f = obj.fields[name]
             check(f, value)
-            if f.type == "reference" and value is not None and not (seeding and name == "Id"):
+            if f.type == "reference" and value is not None:
                 out[name] = self._reference(f.reference_to, f.name, f.label, value)
+        for name, value in out.items():
+            f = obj.fields[name]
+            allowed = f.createable if creating else f.updateable or name == "Id"
+            if seeding:
+                allowed = allowed or name == "Id" or name in SYSTEM_FIELDS
+            if not allowed and not (existing is not None and existing.get(name) == value):
+                raise SfError(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {name}. Please check the security "
+                    "settings of this field and verify that it is read/write for your profile "
+                    "or permission set.",
+                    [name],
+                )
         return out
 
     def _reference(self, targets: tuple[str, ...], name: str, label: str, value: str) -> str:

@@ -374,6 +374,9 @@ class TestCompositeAndCollections:
         assert res[1]["errors"][0]["statusCode"] == "INVALID_FIELD"
         again = sf.restful(url, method="PATCH", json=_participants("k1", ["a"]))
         assert again[0]["created"] is False
+        sf.Teams_Meeting__c.upsert("Meeting_Key__c/k2", meeting_body())
+        moved = sf.restful(url, method="PATCH", json=_participants("k2", ["a"]))
+        assert moved[0]["errors"][0]["statusCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
         rows = server.dump()["Teams_Meeting_Participant__c"]
         assert [r["Participant_Key__c"] for r in rows] == ["a"]
         assert rows[0]["Meeting__c"] == server.dump()[Meeting][0]["Id"]
