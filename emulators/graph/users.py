@@ -92,7 +92,7 @@ def b2b_upn(world: World, email: str) -> str:
     """A B2B guest's UPN in the host tenant: `carol_fabrikam.com#EXT#@contoso.onmicrosoft.com`."""
     local, _, domain = email.partition("@")
     host = world.scenario.tenant.domains[0].split(".")[0] + ".onmicrosoft.com"
-    return f"{local}_{domain}#EXT#@{host}".lower()
+    return f"{local}_{domain}".lower() + f"#EXT#@{host}"
 
 
 def call_identity(world: World, person: Participant, meeting_id: str, index: int) -> dict[str, Any]:
