@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
+    SalesforceGeneralError,
     SalesforceMalformedRequest,
     SalesforceMoreThanOneRecord,
     SalesforceRefusedRequest,
@@ -431,6 +432,18 @@ class TestLimits:
                 sf.query("SELECT Id FROM Account")
             assert info.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
         assert sf.query("SELECT Id FROM Account")["totalSize"] == 2
+
+    def test_daily_limit_and_503(self, ca_dir: Path) -> None:
+        with Server(Config(daily_limit=1), ca_dir) as srv:
+            sf = srv.sf()
+            sf.query("SELECT Id FROM Account")
+            with pytest.raises(SalesforceRefusedRequest):
+                sf.query("SELECT Id FROM Account")
+            assert srv.stats()["rejected"] == {"request_limit": 1}
+            srv.faults(rate_503=1.0)
+            with pytest.raises(SalesforceGeneralError) as info:
+                sf.query("SELECT Id FROM Account")
+            assert info.value.status == 503
 
 
 class TestPersistence:
