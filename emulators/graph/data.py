@@ -63,9 +63,16 @@ def options_of(request: web.Request) -> DataOptions:
 
 # -- users and meetings named in the path ---------------------------------------------------
 def target_user(request: web.Request) -> User:
-    """`/users/{uid}/…` (id or UPN) or `/me/…` (the delegated caller); 404 for unknown users."""
+    """`/users/{uid}/…` (id or UPN), `/me/…` (the delegated caller) or the organizer of
+    `communications/onlineMeetings/{meeting}/…`; 404 for unknown users."""
     world = world_of(request)
     uid = request.match_info.get("uid")
+    if uid is None and request.path.startswith(f"{GRAPH_ROOT}/communications/"):
+        # `communications/onlineMeetings/{id}/…`: the meeting names its organizer.
+        meeting_id = world.meeting_by_online_meeting(request.match_info.get("meeting", ""))
+        if meeting_id is None:
+            raise not_found("The requested resource does not exist.", code="NotFound")
+        return world.organizer(meeting_id)
     if uid is None:
         who = caller(request)
         if who.user_id is None:
@@ -92,14 +99,21 @@ def organized_meeting(request: web.Request, user: User) -> str:
 
 
 def user_path(request: web.Request, user: User) -> str:
-    """How the request named its user, for `@odata.context` (`users('id')` or `me`)."""
-    return f"users('{user.id}')" if "uid" in request.match_info else "me"
+    """How the request named its user, for `@odata.context`."""
+    if "uid" in request.match_info:
+        return f"users('{user.id}')"
+    return "communications" if request.path.startswith(f"{GRAPH_ROOT}/communications/") else "me"
 
 
-def both(app: web.Application, path: str, handler: Callable[..., Any]) -> None:
-    """Register a `/users/{uid}/…` route and its `/me/…` twin."""
+def both(
+    app: web.Application, path: str, handler: Callable[..., Any], communications: bool = False
+) -> None:
+    """Register a `/users/{uid}/…` route, its `/me/…` twin and, for the URLs Graph itself
+    hands out (transcriptContentUrl in notifications), a `/communications/…` one."""
     app.router.add_get(f"{GRAPH_ROOT}/users/{{uid}}/{path}", handler)
     app.router.add_get(f"{GRAPH_ROOT}/me/{path}", handler)
+    if communications:
+        app.router.add_get(f"{GRAPH_ROOT}/communications/{path}", handler)
 
 
 # -- OData ---------------------------------------------------------------------------------

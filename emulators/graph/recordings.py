@@ -31,9 +31,9 @@ MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom\x00\x00\x00\x08free"
 
 
 def add_routes(app: web.Application) -> None:
-    both(app, "onlineMeetings/{meeting}/recordings", list_recordings)
-    both(app, ITEM, get_recording)
-    both(app, ITEM + "/content", get_content)
+    both(app, "onlineMeetings/{meeting}/recordings", list_recordings, communications=True)
+    both(app, ITEM, get_recording, communications=True)
+    both(app, ITEM + "/content", get_content, communications=True)
 
 
 def _meeting(request: web.Request) -> tuple[World, str, str]:

@@ -43,10 +43,10 @@ def add_routes(app: web.Application) -> None:
     all_transcripts = r"{fn:getAllTranscripts\([^/]*\)}"
     app.router.add_get(f"{users}/{all_transcripts}", get_all)
     app.router.add_get(f"{users}/{all_transcripts}/delta", get_all_delta)
-    both(app, "onlineMeetings/{meeting}/transcripts", list_transcripts)
-    both(app, ITEM, get_transcript)
-    both(app, ITEM + "/content", get_content)
-    both(app, ITEM + "/metadataContent", get_metadata_content)
+    both(app, "onlineMeetings/{meeting}/transcripts", list_transcripts, communications=True)
+    both(app, ITEM, get_transcript, communications=True)
+    both(app, ITEM + "/content", get_content, communications=True)
+    both(app, ITEM + "/metadataContent", get_metadata_content, communications=True)
 
 
 # -- one meeting ---------------------------------------------------------------------------

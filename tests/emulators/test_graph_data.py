@@ -390,6 +390,17 @@ class TestTranscripts:
         bob = user_token(g, BOB, ["OnlineMeetingTranscript.Read.All"])
         assert get(g, base + "/content", bob).status_code == 403
 
+    def test_communications_url_of_notifications(self, g: Harness) -> None:
+        world = g.state.world
+        world.play(["m-1"])
+        g.state.clock.advance(30)
+        om, tid = world.online_meeting_id("m-1"), world.transcript_id("m-1")
+        base = f"/v1.0/communications/onlineMeetings/{om}/transcripts"
+        assert [t["id"] for t in get(g, base).json()["value"]] == [tid]
+        assert get(g, f"{base}/{tid}/content").text == VTT
+        assert world.transcript_content_downloads == {"m-1": 1}
+        assert get(g, "/v1.0/communications/onlineMeetings/bm9wZQ/transcripts").status_code == 404
+
     async def test_get_all_transcripts_and_delta(self, g: Harness, clients: list[Any]) -> None:
         world = g.state.world
         world.play(["m-1", "m-3"])
