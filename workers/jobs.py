@@ -15,7 +15,7 @@ import structlog
 from rq import Queue, get_current_job
 from rq.serializers import JSONSerializer
 
-from ingest.exceptions import UpstreamPermanent
+from ingest.exceptions import ConfigurationError, UpstreamPermanent
 from workers import handoff
 from workers.context import WorkerContext, current
 from workers.ledger import Ledger
@@ -58,6 +58,9 @@ def handle_notification(payload: dict[str, Any]) -> dict[str, str]:
         work.fail(None, kind, rid, str(exc))
         log.error("notification_failed", kind=kind, resource_id=rid, error=str(exc))
         return {"action": "failed", "error": str(exc)}
+    except ConfigurationError as exc:  # the job fails loudly; explain shows why
+        work.ledger.resource_error(kind, rid, f"configuration: {exc}")
+        raise
     log.info("notification_handled", kind=kind, **result)
     return result
 

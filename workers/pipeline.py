@@ -299,9 +299,10 @@ class Pipeline:
             transcript_vtt=vtt,
         )
         handoff.save(self.conn, meeting)
+        # Queue first, mark second: a crash in between re-queues the same job id, harmlessly.
+        job_id = handoff.enqueue_push(self.queue, key)
         self.ledger.update(key, stage="ready", push_enqueued_at=datetime.now(UTC))
         self.ledger.clear(key, "next_check_at")
-        job_id = handoff.enqueue_push(self.queue, key)
         self.ledger.event(key, "ready: handed to the Salesforce stage", job_id=job_id)
         return self._summary(key, "ready")
 

@@ -61,7 +61,7 @@ class Stack:
             graph_base_url=f"https://127.0.0.1:{self.graph_port}/v1.0",
             graph_authority=f"https://127.0.0.1:{self.graph_port}",
             ca_bundle=self.ca_dir / "ca.pem",
-            internal_domains=tuple(self.scenario.tenant.domains),
+            internal_domains=settings.pop("internal_domains", tuple(self.scenario.tenant.domains)),
             transcript_window_seconds=settings.pop("window", 30.0),
             transcript_first_interval_seconds=settings.pop("first", 0.5),
             **settings,
