@@ -187,7 +187,8 @@ class Api:
             rec, created = self.org.upsert(obj, f.name, value, body)
             result = {"id": rec["Id"], "success": True, "errors": [], "created": created}
             if created:
-                return Reply(201, result)
+                location = f"/services/data/v{version}/sobjects/{obj.name}/{rec['Id']}"
+                return Reply(201, result, {"Location": location})
             return Reply(204) if float(version) < 46 else Reply(200, result)
         if not matches:
             raise not_found()
