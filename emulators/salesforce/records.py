@@ -78,7 +78,7 @@ class Org:
                 raise SfError(
                     "MALFORMED_ID", f"Id {body.get('Id')} is not a free {obj.name} id", ["Id"]
                 )
-        rec: Record = {"Id": rid or make_id(obj.key_prefix, self.store.next_number())}
+        rec: Record = {"Id": rid or self._new_id(obj)}
         for name, f in obj.fields.items():
             if f.default is not None and f.default != DEFAULTED:
                 rec[name] = f.default
@@ -100,6 +100,13 @@ class Org:
         if obj.name == "ContentVersion":
             self._publish(rec)
         return rec
+
+    def _new_id(self, obj: SObject) -> str:
+        """The next free id of `obj`, stepping over any a seed took for itself."""
+        while True:
+            rid = make_id(obj.key_prefix, self.store.next_number())
+            if self.store.get(rid, include_deleted=True) is None:
+                return rid
 
     def update(
         self, obj: SObject, record_id: str, body: dict[str, Any], upserting: bool = False
@@ -291,7 +298,7 @@ class Org:
         """A new ContentVersion makes its ContentDocument and, with a location, the link."""
         docs = self.sobject("ContentDocument")
         doc = {
-            "Id": make_id(docs.key_prefix, self.store.next_number()),
+            "Id": self._new_id(docs),
             "IsDeleted": False,
             **{k: version[k] for k in SYSTEM_FIELDS},
             "OwnerId": version.get("OwnerId"),
