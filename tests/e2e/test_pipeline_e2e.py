@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from rq import Queue
+from rq.job import Job
+from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
 from ingest import registry
@@ -149,10 +151,22 @@ class TestConvergence:
             stack.ensure_subscriptions()
             stack.play("m1")
             settle(stack, "m1")
-            stack.play("m1")  # played again: the same meeting notified once more
+            spent = total(stack)
+            # Graph redelivers at least once: every notification job again, after the
+            # receiver's redelivery window (so it reaches the worker), and the meeting re-played.
+            queue = Queue("ingest", connection=stack.conn, serializer=JSONSerializer)
+            done = FinishedJobRegistry(queue=queue).get_job_ids()
+            notified = [Job.fetch(j, connection=stack.conn, serializer=JSONSerializer)
+                        for j in done]  # fmt: skip
+            again = [j.args[0] for j in notified if j.func_name.endswith("handle_notification")]
+            assert {p["kind"] for p in again} == {"callRecords", "transcripts"}
+            for payload in again:
+                queue.enqueue("workers.jobs.handle_notification", payload)
+            stack.play("m1")
             stack.work(lambda: False, timeout=1.5)
             assert outcome(stack, "m1") == "pushed"
             assert meeting_entries(stack) == 1
+            assert total(stack) == spent  # a decided meeting costs no Graph request
             assert stack.stats()["transcript_content_downloads"] == {"m1": 1}
             assert len(pushed) == 1
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -274,3 +276,44 @@ class TestOutcomeCounts:
         assert ledger.set_outcome("k", "pushed")
         counts = ledger.outcome_counts()
         assert (counts["failed"], counts["pushed"]) == (0, 1)
+
+
+class SlowGraph(FakeGraph):
+    """A FakeGraph whose attendance read is slow, so two workers overlap inside the pipeline."""
+
+    def attendance(self, *args: Any) -> Any:
+        time.sleep(0.2)
+        return super().attendance(*args)
+
+
+class TestConcurrentWorkers:
+    """Both paths at once in two workers: one meeting key, one decision, one download."""
+
+    def test_threads(self, redis_url: str, redis_conn: redis.Redis) -> None:
+        users.add(redis_conn, users.EciUser(id=ALICE, upn="alice@contoso.com"))
+        m = external_meeting()
+        graph = SlowGraph(m)
+        settings = Settings(graph_tenant_id=TENANT, internal_domains=("contoso.com",))
+        results: list[dict[str, str]] = []
+
+        def run(path: str) -> None:
+            conn = redis.Redis.from_url(redis_url)
+            q = Queue("ingest", connection=conn, serializer=JSONSerializer)
+            pipe = Pipeline(conn, settings, lambda: graph, q)
+            if path == "cr":
+                results.append(pipe.on_call_record(cr_payload(m)))
+            else:
+                results.append(pipe.on_transcript(tr_payload(m)))
+            conn.close()
+
+        threads = [threading.Thread(target=run, args=(p,)) for p in ("cr", "tr", "cr", "tr")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len({r["meeting_key"] for r in results}) == 1
+        assert graph.served[m.key] == 1
+        assert graph.requests["attendanceReport"] == 1  # decided once
+        ledger = Ledger(redis_conn)
+        assert len(ledger.events(results[0]["meeting_key"])) >= 4
+        assert Queue("ingest", connection=redis_conn).count == 1  # one push job
