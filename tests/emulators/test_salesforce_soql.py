@@ -1,0 +1,115 @@
+"""The emulator's SOQL subset, run directly against an org (no HTTP)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from emulators.salesforce.errors import SfError
+from emulators.salesforce.metadata import read_objects
+from emulators.salesforce.query import Runner
+from emulators.salesforce.records import Org
+from emulators.salesforce.schema import Schema, standard_objects
+from emulators.salesforce.store import Store
+
+
+@pytest.fixture(scope="module")
+def org() -> Org:
+    org = Org(Schema(standard_objects() + read_objects()), Store())
+    s = org.sobject
+    fab = org.create(s("Account"), {"Name": "Fabrikam", "Website": "fabrikam.com"})
+    org.create(s("Account"), {"Name": "100% Tea"})
+    org.create(s("Contact"), {"LastName": "O'Brien", "Email": "ob@fabrikam.com",
+                              "AccountId": fab["Id"]})  # fmt: skip
+    org.create(s("Contact"), {"LastName": "Ng"})
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    meeting = org.create(s("Teams_Meeting__c"), {
+        "Meeting_Key__c": "m1", "Name": "Today", "Start__c": now.isoformat(),
+        "Related_Account__c": fab["Id"], "Duration_Seconds__c": 1800,
+    })  # fmt: skip
+    org.create(s("Teams_Meeting__c"), {"Meeting_Key__c": "m2", "Name": "Old",
+                                       "Start__c": "2020-01-01T10:00:00+02:00"})  # fmt: skip
+    org.create(s("Teams_Meeting_Participant__c"), {"Participant_Key__c": "p1",
+                                                   "Meeting__c": meeting["Id"]})  # fmt: skip
+    gone = org.create(s("Account"), {"Name": "Deleted Co"})
+    org.delete(s("Account"), gone["Id"])
+    return org
+
+
+def names(org: Org, soql: str, all_rows: bool = False) -> list[Any]:
+    res = Runner(org, "62.0").run(soql, all_rows)
+    return [next(v for k, v in r.items() if k != "attributes") for r in res["records"]]
+
+
+class TestSoql:
+    """Filters, ordering and paths give Salesforce's answers."""
+
+    @pytest.mark.parametrize(
+        ("soql", "expected"),
+        [
+            ("SELECT LastName FROM Contact WHERE LastName = 'O\\'Brien'", ["O'Brien"]),
+            ("SELECT Name FROM Account WHERE Name LIKE '100\\% %'", ["100% Tea"]),
+            ("SELECT Name FROM Account WHERE Name LIKE 'f_brikam'", ["Fabrikam"]),
+            ("SELECT Name FROM Account WHERE NOT Name = 'Fabrikam'", ["100% Tea"]),
+            ("SELECT Name FROM Account WHERE Name NOT IN ('Fabrikam')", ["100% Tea"]),
+            ("SELECT Name FROM Account ORDER BY Website NULLS FIRST", ["100% Tea", "Fabrikam"]),
+            ("SELECT Name FROM Account ORDER BY Website ASC NULLS LAST", ["Fabrikam", "100% Tea"]),
+            ("SELECT Name FROM Account ORDER BY Name LIMIT 1 OFFSET 1", ["Fabrikam"]),
+            ("SELECT LastName FROM Contact WHERE Contact.Account.Website = 'FABRIKAM.COM'",
+             ["O'Brien"]),
+            ("SELECT Name FROM Teams_Meeting__c WHERE Start__c = TODAY", ["Today"]),
+            ("SELECT Name FROM Teams_Meeting__c WHERE Start__c < LAST_N_DAYS:30", ["Old"]),
+            ("SELECT Name FROM Teams_Meeting__c WHERE Start__c = 2020-01-01T08:00:00Z", ["Old"]),
+            ("SELECT Name FROM Teams_Meeting__c WHERE Duration_Seconds__c >= 1800", ["Today"]),
+            ("SELECT Participant_Key__c FROM Teams_Meeting_Participant__c "
+             "WHERE Meeting__r.Related_Account__r.Name = 'Fabrikam'", ["p1"]),
+            ("SELECT Name FROM Account WHERE (Name = 'x' OR Name = 'Fabrikam') AND Website != null",
+             ["Fabrikam"]),
+        ],
+    )  # fmt: skip
+    def test_answers(self, org: Org, soql: str, expected: list[Any]) -> None:
+        assert names(org, soql) == expected
+
+    def test_query_all_includes_deleted(self, org: Org) -> None:
+        assert "Deleted Co" not in names(org, "SELECT Name FROM Account")
+        assert "Deleted Co" in names(org, "SELECT Name FROM Account", all_rows=True)
+
+    def test_nested_parent_shape(self, org: Org) -> None:
+        res = Runner(org, "62.0").run(
+            "SELECT Meeting__r.Related_Account__r.Name, Meeting__r.Name "
+            "FROM Teams_Meeting_Participant__c"
+        )
+        meeting = res["records"][0]["Meeting__r"]
+        assert meeting["Name"] == "Today"
+        assert meeting["Related_Account__r"]["Name"] == "Fabrikam"
+        assert meeting["attributes"]["type"] == "Teams_Meeting__c"
+
+
+class TestSoqlErrors:
+    """Unsupported or invalid SOQL is refused with Salesforce's error code, never answered."""
+
+    @pytest.mark.parametrize(
+        ("soql", "code"),
+        [
+            ("SELECT Id FROM Nope__c", "INVALID_TYPE"),
+            ("SELECT Id FROM Teams_Transcript__c WHERE Text__c = 'x'", "INVALID_FIELD"),
+            ("SELECT Id FROM Account WHERE Name = 1", "INVALID_FIELD"),
+            ("SELECT Id FROM Teams_Meeting__c WHERE Start__c > 2020-01-01", "INVALID_FIELD"),
+            ("SELECT Id FROM Account WHERE Bogus.Name = 'x'", "INVALID_FIELD"),
+            ("SELECT Id FROM Account WHERE Name = 'a' OR Name = 'b' AND Name = 'c'",
+             "MALFORMED_QUERY"),
+            ("SELECT COUNT() FROM Account ORDER BY Name", "MALFORMED_QUERY"),
+            ("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact)",
+             "MALFORMED_QUERY"),
+            ("SELECT Id FROM Account WHERE CreatedDate = THIS_QUARTER", "MALFORMED_QUERY"),
+            ("SELECT Id FROM Account WHERE Name = 'unterminated", "MALFORMED_QUERY"),
+            ("SELECT Id FROM Account LIMIT 5 extra", "MALFORMED_QUERY"),
+        ],
+    )  # fmt: skip
+    def test_refused(self, org: Org, soql: str, code: str) -> None:
+        with pytest.raises(SfError) as info:
+            Runner(org, "62.0").run(soql)
+        assert info.value.code == code
+        assert info.value.status == 400
