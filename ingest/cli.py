@@ -76,11 +76,12 @@ _COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command in ("emulator", "demo"):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("emulator", "demo"):
         # These parse their own flags; the emulators are imported only here.
-        module = importlib.import_module(f"ingest.{args.command}_command")
-        return int(module.main(args.rest))
+        module = importlib.import_module(f"ingest.{argv[0]}_command")
+        return int(module.main(argv[1:]))
+    args = build_parser().parse_args(argv)
     target = _COMMANDS.get(args.command)
     if target is None:
         print(f"ingest: '{args.command}' is not built yet", file=sys.stderr)
