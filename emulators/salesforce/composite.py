@@ -33,6 +33,8 @@ def route(
 ) -> Reply:
     if not rest and method == "POST":
         return composite(api, body)
+    if rest == ["sobjects"] and method == "DELETE":
+        return delete(api, query)
     if rest == ["sobjects"] and method in ("POST", "PATCH"):
         return collection(api, "create" if method == "POST" else "update", body)
     if len(rest) == 3 and rest[0] == "sobjects" and method == "PATCH":
@@ -96,6 +98,34 @@ def collection(api: Api, op: str, body: Any, type_: str = "", ext: str = "") -> 
             r if not r["success"] else {"success": False, "errors": [_ITEM_ROLLED_BACK]}
             for r in results
         ]
+    else:
+        store.release(outer)
+    return _reply(200, results)
+
+
+def delete(api: Api, query: Mapping[str, str]) -> Reply:
+    """`DELETE composite/sobjects?ids=a,b[&allOrNone=true]`: up to 200 records, any types."""
+    ids = [i for i in query.get("ids", "").split(",") if i]
+    if not ids or len(ids) > MAX_RECORDS:
+        raise RequestError("INVALID_FIELD", f"ids must list 1 to {MAX_RECORDS} record ids")
+    store = api.org.store
+    outer = store.savepoint()
+    results: list[dict[str, Any]] = []
+    for rid in ids:
+        obj = api.org.schema.by_id(rid)
+        try:
+            if obj is None:
+                raise SfError("MALFORMED_ID", f"malformed id {rid}", [])
+            api.org.delete(obj, rid)
+            results.append({"id": rid, "success": True, "errors": []})
+        except SfError as exc:
+            if exc.code == "NOT_FOUND":
+                exc = SfError("ENTITY_IS_DELETED", "entity is deleted", [])
+            results.append({"id": rid, "success": False, "errors": exc.item_errors()})
+    if query.get("allOrNone") == "true" and not all(r["success"] for r in results):
+        store.rollback(outer)
+        results = [r if not r["success"] else {**r, "success": False,
+                   "errors": [_ITEM_ROLLED_BACK]} for r in results]  # fmt: skip
     else:
         store.release(outer)
     return _reply(200, results)

@@ -106,7 +106,8 @@ class TokenEndpoint:
     def _check_assertion(self, assertion: str, request: web.Request) -> web.Response | None:
         if self.jwt_key is None:
             return _error("invalid_grant", "no certificate is configured for JWT bearer")
-        audiences = [str(request.url.origin()), *LOGIN_AUDIENCES]
+        origin = str(request.url.origin())
+        audiences = [origin, origin + "/", *LOGIN_AUDIENCES]
         try:
             claims: dict[str, Any] = jwt.decode(
                 assertion,

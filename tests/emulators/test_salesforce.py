@@ -382,6 +382,17 @@ class TestCompositeAndCollections:
         assert [r["Participant_Key__c"] for r in rows] == ["a"]
         assert rows[0]["Meeting__c"] == server.dump()[Meeting][0]["Id"]
 
+    def test_collection_delete_cascades(self, server: Server, sf: Salesforce) -> None:
+        meeting = sf.Teams_Meeting__c.create(meeting_body(Meeting_Key__c="d"))["id"]
+        url = "composite/sobjects/Teams_Meeting_Participant__c/Participant_Key__c"
+        sf.restful(url, method="PATCH", json=_participants("d", ["x"]))
+        res = sf.restful("composite/sobjects", method="DELETE",
+                         params={"ids": f"{meeting},{meeting}"})  # fmt: skip
+        assert [r["success"] for r in res] == [True, False]
+        assert res[1]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
+        dump = server.dump()
+        assert Meeting not in dump and "Teams_Meeting_Participant__c" not in dump
+
 
 class TestDescribeAndFiles:
     """describe reflects deploy/salesforce; ContentVersion publishes a linked document."""
