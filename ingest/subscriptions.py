@@ -127,7 +127,7 @@ class Manager:
         return report
 
     def _create(self, want: Wanted) -> Subscription:
-        body = {
+        body: dict[str, Any] = {
             "changeType": want.change_type,
             "notificationUrl": self.notification_url,
             "lifecycleNotificationUrl": self.lifecycle_url,
@@ -135,6 +135,13 @@ class Manager:
             "expirationDateTime": _expiry(want.max_minutes, self.clock()),
             "clientState": secrets.token_urlsafe(CLIENT_STATE_BYTES),
         }
+        cert = self.settings.graph_encryption_cert_path
+        if want.kind == KIND_TRANSCRIPTS and cert is not None:
+            from workers import rich  # rich notifications: the transcript's data, encrypted
+
+            body["includeResourceData"] = True
+            body["encryptionCertificate"] = rich.certificate_b64(cert)
+            body["encryptionCertificateId"] = rich.certificate_id(cert)
         try:
             created = self.api.create(body)
         except Conflict as exc:
@@ -276,6 +283,9 @@ class GraphSubscriptions:
             resource=body["resource"],
             expiration_date_time=body["expirationDateTime"],
             client_state=body["clientState"],
+            include_resource_data=body.get("includeResourceData"),
+            encryption_certificate=body.get("encryptionCertificate"),
+            encryption_certificate_id=body.get("encryptionCertificateId"),
         )
 
         async def post(sdk: Any) -> dict[str, Any]:

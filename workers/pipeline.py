@@ -27,10 +27,10 @@ import structlog
 from rq import Queue, Retry
 
 from ingest import defaults, users
-from ingest.exceptions import UpstreamPermanent, UpstreamTransient
+from ingest.exceptions import BadInput, UpstreamPermanent, UpstreamTransient
 from ingest.settings import Settings
 from policy import Decision, Meeting, Participant, PolicySettings, Reason, address_of, decide
-from workers import handoff, participants, policy_config, resolve, transcripts
+from workers import handoff, participants, policy_config, resolve, rich, transcripts
 from workers.graph.errors import GraphNotFound
 from workers.ledger import SETTLED, Ledger, meeting_key
 from workers.meeting import ResolvedMeeting, ResolvedParticipant
@@ -144,7 +144,7 @@ class Pipeline:
     def on_transcript(self, payload: Mapping[str, Any]) -> dict[str, str]:
         ids = payload["ids"]
         om_id, tid = str(ids["meetingId"]), str(ids["transcriptId"])
-        organizer_id = ids.get("organizerId") or resolve.organizer_from_meeting_id(om_id)
+        organizer_id, source = self._organizer(payload, om_id)
         known = self.ledger.alias("om", om_id)
         if known and self._decided(known):
             with self._lock(known):
@@ -161,7 +161,7 @@ class Pipeline:
         url = meeting.get("joinWebUrl") or None
         key = self.ledger.claim([("om", om_id), ("url", url)], resolve.online_meeting_key(om_id))
         with self._lock(key):
-            self.ledger.event(key, "transcript notification")
+            self.ledger.event(key, "transcript notification", organizer_from=source)
             self._note_meeting(key, meeting, organizer_id)
             self.ledger.update(key, transcript_id=self._tid(key, tid))
             if self._decided(key):
@@ -189,6 +189,21 @@ class Pipeline:
             if not self._needs_transcript(key):
                 return self._summary(key, "nothing to check")
             return self._transcript_stage(key)
+
+    def _organizer(self, payload: Mapping[str, Any], om_id: str) -> tuple[str | None, str]:
+        """The meeting's organizer: from the resource path, else the rich notification's
+        HMAC-checked data, else the online meeting id (an undocumented format)."""
+        named = payload["ids"].get("organizerId")
+        if named:
+            return str(named), "resource"
+        try:
+            hint = rich.organizer_hint(payload, self.settings.graph_encryption_key_path, om_id)
+        except BadInput as exc:
+            log.warning("rich_data_rejected", reason=str(exc))
+            hint = None
+        if hint:
+            return hint, "encrypted content"
+        return resolve.organizer_from_meeting_id(om_id), "meeting id"
 
     # steps -------------------------------------------------------------------------------
     def _early_decision(

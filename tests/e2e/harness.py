@@ -138,6 +138,19 @@ class Stack:
         finally:
             api.close()
 
+    def drop_subscriptions(self, kind: str) -> None:
+        """Delete our subscriptions of one kind, so that only the other path is notified."""
+        from ingest import registry
+
+        api = GraphSubscriptions(self.settings)
+        try:
+            for sub in registry.load_all(self.conn):
+                if sub.kind == kind:
+                    api.delete(sub.id)
+                    registry.remove(self.conn, sub.id)
+        finally:
+            api.close()
+
     def work(self, until: Callable[[], bool], timeout: float = 30.0) -> bool:
         """Run burst workers (scheduler included) until `until()` or the timeout."""
         deadline = time.monotonic() + timeout

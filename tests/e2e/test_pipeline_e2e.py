@@ -14,7 +14,6 @@ from rq.job import Job
 from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-from ingest import registry
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import meeting, scenario
 from workers.ledger import Ledger
@@ -258,13 +257,4 @@ class TestFaults:
 
 
 def _only_call_records(stack: Stack) -> None:
-    from ingest.subscriptions import GraphSubscriptions
-
-    api = GraphSubscriptions(stack.settings)
-    try:
-        for sub in registry.load_all(stack.conn):
-            if sub.kind == "transcripts":
-                api.delete(sub.id)
-                registry.remove(stack.conn, sub.id)
-    finally:
-        api.close()
+    stack.drop_subscriptions("transcripts")
