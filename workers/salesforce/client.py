@@ -75,6 +75,9 @@ class _TimeoutSession(requests.Session):
     def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
+        if kwargs.get("verify") is None:
+            # Explicitly, or REQUESTS_CA_BUNDLE in the environment would override it.
+            kwargs["verify"] = self.verify
         return super().request(method, url, *args, **kwargs)
 
 

@@ -2,8 +2,11 @@
 
 The look-up round is one composite request of at most five queries (Salesforce's cap):
 the meeting's existing participants, Contacts, Leads and Users by e-mail, and the
-contact roles of open, recently modified opportunities reached by a participant's e-mail or
-by an Account website on a participant's domain. `decide_related` then applies ECI's order:
+contact roles of open, recently modified opportunities reached by a participant's e-mail,
+by a contact on an external participant's domain, or by an Account website on that domain.
+Opportunities are therefore found through their contact roles: one without any contact role
+is not seen (the fifth query cannot also read Opportunity, and the semi-join that would reach
+them in one query is beyond what the emulator parses). `decide_related` applies ECI's order:
 1. contact roles of participants on open opportunities (most roles, then latest modified);
 2. open opportunities of a participant contact's account;
 3. open opportunities of an account whose website is an external participant's domain;
@@ -93,10 +96,9 @@ def lookup_requests(meeting: ResolvedMeeting, version: str) -> list[dict[str, An
         query("users", "Id, Email", "User", f"IsActive = true AND {where}", latest),
     ]
     reach = [f"Contact.Email IN {_in(addresses)}"]
-    reach += [
-        f"Opportunity.Account.Website LIKE {soql_quote('%' + d + '%')}"
-        for d in external_domains(meeting)
-    ]
+    for domain in external_domains(meeting):
+        reach.append(f"Contact.Email LIKE {soql_quote('%@' + domain)}")
+        reach.append(f"Opportunity.Account.Website LIKE {soql_quote('%' + domain + '%')}")
     subs.append(
         query(
             "roles",

@@ -1,0 +1,431 @@
+"""The Salesforce stage against the Salesforce emulator over HTTPS, through simple-salesforce."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from emulators.salesforce.app import Config, Emulator
+from emulators.salesforce.metadata import DEFAULT_DIR
+from emulators.salesforce.oauth import load_public_key
+from emulators.tls import server_context
+from ingest.exceptions import UpstreamPermanent, UpstreamTransient
+from ingest.settings import Settings
+from workers import context
+from workers.meeting import ResolvedMeeting, ResolvedParticipant
+from workers.salesforce import schema, stage
+from workers.salesforce.client import Credentials, Retry, SalesforceClient
+from workers.salesforce.stage import Connection
+from workers.vtt import SALESFORCE_TEXT_LIMIT
+
+FAST = Retry(attempts=3, first_delay=0.01, max_delay=0.02)
+
+
+class Server:
+    """One Salesforce emulator on a free port, served over HTTPS from a thread."""
+
+    def __init__(self, config: Config, ca_dir: Path) -> None:
+        self.config, self.ca_dir = config, ca_dir
+        self.ready = threading.Event()
+        self.port = 0
+        self.clients: list[SalesforceClient] = []
+
+    def __enter__(self) -> Server:
+        self.thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+        return self
+
+    async def _main(self) -> None:
+        self.stop = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        runner = web.AppRunner(Emulator(self.config).app(), access_log=None, shutdown_timeout=1)
+        await runner.setup()
+        ssl = server_context(self.ca_dir)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl)
+        await site.start()
+        self.port = runner.addresses[0][1]
+        self.ready.set()
+        await self.stop.wait()
+        server = runner.server
+        transports = [c.transport for c in server.connections] if server else []
+        await runner.cleanup()
+        # A TLS client may never answer close_notify: abort rather than wait for it.
+        for transport in transports:
+            if transport is not None:
+                transport.abort()
+        for _ in range(5):  # let the transports' close callbacks run before the loop goes
+            await asyncio.sleep(0.02)
+
+    def __exit__(self, *exc: object) -> None:
+        for client in self.clients:
+            client.close()
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+    @property
+    def base(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def client(self, credentials: Credentials | None = None) -> SalesforceClient:
+        creds = credentials or Credentials("emulator-app", "emulator-secret")
+        client = SalesforceClient(
+            self.base, creds, "62.0", self.ca_dir / "ca.pem", timeout=(5, 30), retry=FAST
+        )
+        self.clients.append(client)
+        return client
+
+    def connection(self) -> Connection:
+        client = self.client()
+        return Connection(client, schema.check(client))
+
+    def http(self, method: str, path: str, **kw: Any) -> Any:
+        resp = requests.request(method, self.base + path, verify=self.ca_dir / "ca.pem", **kw)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def calls(self) -> int:
+        return int(self.http("GET", "/_emulator/stats")["api_calls"])
+
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        return dict(self.http("GET", "/_emulator/dump"))
+
+    def faults(self, **changes: Any) -> None:
+        self.http("POST", "/_emulator/faults", json=changes)
+
+
+@pytest.fixture(scope="module")
+def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ca")
+
+
+SEED: dict[str, list[dict[str, Any]]] = {
+    "Account": [
+        {"Name": "Fabrikam", "Website": "https://www.fabrikam.com"},
+        {"Name": "Tailspin", "Website": "tailspin.com"},
+    ],
+    "Contact": [
+        {"LastName": "Diaz", "Email": "carol@fabrikam.com", "Account": {"Name": "Fabrikam"}},
+        {"LastName": "Both", "Email": "both@fabrikam.com", "Account": {"Name": "Fabrikam"}},
+        {"LastName": "Tai", "Email": "tai@tailspin-corp.net", "Account": {"Name": "Tailspin"}},
+    ],
+    "Lead": [
+        {"LastName": "Lee", "Company": "Tailspin", "Email": "LEE@tailspin.com"},
+        {"LastName": "Both", "Company": "Fabrikam", "Email": "both@fabrikam.com"},
+    ],
+    "User": [
+        {"LastName": "Adams", "Username": "alice@contoso.com.sf", "Email": "alice@contoso.com"},
+    ],
+    "Opportunity": [
+        {"Name": "Renewal", "StageName": "Negotiation", "CloseDate": "2027-01-31",
+         "Account": {"Name": "Fabrikam"}},
+        {"Name": "Old deal", "StageName": "Closed Won", "CloseDate": "2025-01-31",
+         "Account": {"Name": "Fabrikam"}},
+        {"Name": "Tailspin pilot", "StageName": "Prospecting", "CloseDate": "2027-03-31",
+         "Account": {"Name": "Tailspin"}},
+    ],
+    "OpportunityContactRole": [
+        {"Opportunity": {"Name": "Old deal"}, "Contact": {"Email": "carol@fabrikam.com"}},
+        {"Opportunity": {"Name": "Renewal"}, "Contact": {"Email": "both@fabrikam.com"}},
+        {"Opportunity": {"Name": "Tailspin pilot"}, "Contact": {"Email": "tai@tailspin-corp.net"}},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture
+def server(ca_dir: Path) -> Iterator[Server]:
+    with Server(Config(seed=SEED), ca_dir) as srv:
+        yield srv
+
+
+def cue(i: int, speaker: str, words: str) -> str:
+    stamp = f"00:{i // 60:02d}:{i % 60:02d}"
+    return f"{stamp}.000 --> {stamp}.900\n<v {speaker}>{words}</v>\n\n"
+
+
+VTT = "WEBVTT\n\n" + cue(2, "Carol Diaz", "Fine, thanks?") + cue(0, "Alice Adams", "Hello Carol.")
+
+
+def person(
+    email: str | None, kind: str, name: str = "", key: str | None = None
+) -> ResolvedParticipant:
+    role = "organizer" if email == "alice@contoso.com" else "attendee"
+    return ResolvedParticipant(key or email or name, name or email or "?", email, role, kind)
+
+
+BASE = (
+    person("alice@contoso.com", "internal", "Alice Adams"),
+    person("carol@fabrikam.com", "external", "Carol Diaz"),
+    person("lee@tailspin.com", "external", "Lee"),
+    person("both@fabrikam.com", "external", "Bo Both"),
+    person(None, "unidentified", "+14255550100"),
+)
+
+
+def meeting(key: str = "m-001", participants: tuple[ResolvedParticipant, ...] = BASE,
+            vtt: str = VTT) -> ResolvedMeeting:  # fmt: skip
+    return ResolvedMeeting(
+        meeting_key=key, online_meeting_id="MSo" + key, call_record_id="cr-" + key,
+        subject="Renewal call", start=dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.UTC),
+        end=dt.datetime(2026, 11, 20, 15, 30, tzinfo=dt.UTC), organizer_email="alice@contoso.com",
+        reason="external_participants", participants=participants, transcript_id="t-" + key,
+        transcript_vtt=vtt,
+    )  # fmt: skip
+
+
+def crowd(n: int) -> tuple[ResolvedParticipant, ...]:
+    return BASE + tuple(person(f"guest{i}@example{i % 7}.org", "external") for i in range(n - 5))
+
+
+def counts(dump: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    names = ("Teams_Meeting__c", "Teams_Meeting_Participant__c", "Teams_Transcript__c",
+             "ContentVersion", "ContentDocumentLink")  # fmt: skip
+    return {n: len(dump.get(n, [])) for n in names}
+
+
+def _self_signed(key: rsa.RSAPrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jwt")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+class TestAuth:
+    """The client signs in by client credentials or JWT bearer against SF_INSTANCE_URL."""
+
+    def test_client_credentials(self, server: Server) -> None:
+        rows = server.client().api().query("SELECT Id FROM Account")
+        assert rows["totalSize"] == 2
+
+    def test_wrong_secret_is_permanent(self, server: Server) -> None:
+        client = server.client(Credentials("emulator-app", "wrong"))
+        with pytest.raises(UpstreamPermanent, match="invalid_client") as info:
+            client.api()
+        assert "wrong" not in str(info.value)
+
+    def test_jwt_bearer(self, ca_dir: Path, tmp_path: Path) -> None:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (tmp_path / "cert.pem").write_bytes(_self_signed(key))
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        (tmp_path / "key.pem").write_bytes(pem)
+        config = Config(jwt_key=load_public_key(tmp_path / "cert.pem"))
+        with Server(config, ca_dir) as srv:
+            creds = Credentials("emulator-app", username="int@contoso.com",
+                                private_key_path=tmp_path / "key.pem")  # fmt: skip
+            assert srv.client(creds).api().query("SELECT Id FROM Account")["totalSize"] == 0
+
+
+class TestSchemaCheck:
+    """At start, describe shows every object and field the product writes, or names what lacks."""
+
+    def test_shipped_metadata_passes(self, server: Server) -> None:
+        checked = schema.check(server.client())
+        assert checked.optional["Teams_Meeting__c"] == {
+            "Internal_Talk_Ratio__c",
+            "Question_Count__c",
+        }
+
+    def test_missing_field_is_named(self, ca_dir: Path, tmp_path: Path) -> None:
+        project = tmp_path / "salesforce"
+        shutil.copytree(DEFAULT_DIR, project)
+        objects = project / "force-app" / "main" / "default" / "objects"
+        (objects / "Teams_Transcript__c" / "fields" / "Cue_Count__c.field-meta.xml").unlink()
+        (objects / "Teams_Meeting__c" / "fields" / "Question_Count__c.field-meta.xml").unlink()
+        with (
+            Server(Config(metadata_dir=project), ca_dir) as srv,
+            pytest.raises(schema.SchemaMissing) as info,
+        ):
+            schema.check(srv.client())
+        message = str(info.value)
+        assert "Teams_Transcript__c.Cue_Count__c (field not found)" in message
+        assert "deploy/salesforce" in message
+        assert "Question_Count__c" not in message  # optional: left out, not required
+
+    def test_optional_fields_left_out(self) -> None:
+        kept = schema.Schema({"Teams_Meeting__c": frozenset({"Question_Count__c"})})
+        record = {"Name": "x", "Question_Count__c": 1, "Internal_Talk_Ratio__c": 5.0}
+        assert kept.keep("Teams_Meeting__c", record) == {"Name": "x", "Question_Count__c": 1}
+
+
+class TestPush:
+    """A meeting is written in two API calls whatever its size, and replays change nothing."""
+
+    def test_many_participants_in_two_calls_and_replays(self, server: Server) -> None:
+        conn = server.connection()
+        m = meeting(participants=crowd(250))
+        first = server.calls()
+        ids = stage.write(conn, m)
+        assert server.calls() - first == 2
+        before = server.dump()
+        assert counts(before) == {"Teams_Meeting__c": 1, "Teams_Meeting_Participant__c": 250,
+                                  "Teams_Transcript__c": 1, "ContentVersion": 0,
+                                  "ContentDocumentLink": 0}  # fmt: skip
+        for _ in range(3):
+            start = server.calls()
+            assert stage.write(conn, m) == ids
+            assert server.calls() - start == 2
+        after = server.dump()
+        assert counts(after) == counts(before)
+        key = "Teams_Meeting_Participant__c"
+        assert {r["Id"] for r in after[key]} == {r["Id"] for r in before[key]}
+        assert after["Teams_Meeting__c"][0]["Id"] == ids["meeting"]
+
+    def test_records_and_matches(self, server: Server) -> None:
+        ids = stage.write(server.connection(), meeting())
+        dump = server.dump()
+        by_id = {r["Id"]: r for rows in dump.values() for r in rows}
+        rows = {r.get("Email__c"): r for r in dump["Teams_Meeting_Participant__c"]}
+        contact = {r["Email"]: r["Id"] for r in dump["Contact"]}
+        lead = {r["Email"].lower(): r["Id"] for r in dump["Lead"]}
+        carol, lee, both = (
+            rows["carol@fabrikam.com"],
+            rows["lee@tailspin.com"],
+            rows["both@fabrikam.com"],
+        )
+        alice, phone = rows["alice@contoso.com"], rows[None]
+        assert carol.get("Contact__c") == contact["carol@fabrikam.com"] and carol["Is_External__c"]
+        assert both.get("Contact__c") == contact["both@fabrikam.com"] and not both.get("Lead__c")
+        assert lee.get("Lead__c") == lead["lee@tailspin.com"] and not lee.get("Contact__c")
+        assert alice.get("User__c") == dump["User"][0]["Id"] and not alice["Is_External__c"]
+        assert not any(phone.get(f) for f in ("Contact__c", "Lead__c", "User__c"))
+        assert alice["Role__c"] == "organizer" and alice["Talk_Time_Seconds__c"] == 1
+        text = dump["Teams_Transcript__c"][0]
+        assert text["Text__c"] == "Alice Adams: Hello Carol.\nCarol Diaz: Fine, thanks?"
+        assert text["Is_Truncated__c"] is False and text["Cue_Count__c"] == 2
+        assert text["Meeting__c"] == ids["meeting"] == carol["Meeting__c"]
+        meeting_row = by_id[ids["meeting"]]
+        assert meeting_row["Meeting_Key__c"] == "m-001"
+        assert meeting_row["Start__c"].startswith("2026-11-20T15:00:00")
+        assert meeting_row["Internal_Talk_Ratio__c"] == 50.0
+        # ECI's order: the participant's contact role on the open Renewal (the closed deal
+        # that Carol has a role on is excluded).
+        renewal = next(r["Id"] for r in dump["Opportunity"] if r["Name"] == "Renewal")
+        assert meeting_row["Related_Opportunity__c"] == renewal == ids["related_opportunity"]
+        fabrikam = next(r["Id"] for r in dump["Account"] if r["Name"] == "Fabrikam")
+        assert meeting_row["Related_Account__c"] == fabrikam
+
+    def test_related_by_website_domain(self, server: Server) -> None:
+        people = (BASE[0], person("dana@tailspin.com", "external", "Dana"))
+        ids = stage.write(server.connection(), meeting("m-web", people))
+        dump = server.dump()
+        pilot = next(r["Id"] for r in dump["Opportunity"] if r["Name"] == "Tailspin pilot")
+        assert ids["related_opportunity"] == pilot
+        row = next(r for r in dump["Teams_Meeting__c"] if r["Meeting_Key__c"] == "m-web")
+        assert row["Related_Opportunity__c"] == pilot
+
+    def test_new_participant_on_replay(self, server: Server) -> None:
+        conn = server.connection()
+        stage.write(conn, meeting("m-grow", BASE[:2]))
+        stage.write(conn, meeting("m-grow", BASE[:4]))
+        assert counts(server.dump())["Teams_Meeting_Participant__c"] == 4
+
+
+class TestLongTranscript:
+    """Past 131,072 characters the text is cut and the full WebVTT is attached exactly once."""
+
+    def test_truncated_with_one_file(self, server: Server) -> None:
+        long = "WEBVTT\n\n" + "".join(cue(i, "Carol Diaz", "word " * 60) for i in range(600))
+        conn = server.connection()
+        m = meeting("m-long", vtt=long)
+        ids = stage.write(conn, m)
+        for _ in range(3):
+            start = server.calls()
+            stage.write(conn, m)
+            assert server.calls() - start == 2
+        dump = server.dump()
+        assert counts(dump)["ContentVersion"] == 1
+        text = dump["Teams_Transcript__c"][0]
+        assert text["Is_Truncated__c"] is True and len(text["Text__c"]) <= SALESFORCE_TEXT_LIMIT
+        version = dump["ContentVersion"][0]
+        assert version["Id"] == ids["file"]
+        assert base64.b64decode(version["VersionData"]).decode() == long
+        links = [r for r in dump["ContentDocumentLink"] if r["LinkedEntityId"] == ids["meeting"]]
+        assert len(links) == 1
+
+
+class TestFaults:
+    """Expired sessions are renewed; limits and 503 are retried, then raised as transient."""
+
+    def test_session_expiry_mid_run(self, server: Server) -> None:
+        conn = server.connection()
+        stage.write(conn, meeting())
+        tokens = server.http("GET", "/_emulator/stats")["token_requests"]
+        server.faults(expire_sessions_now=True)
+        start = server.calls()
+        stage.write(conn, meeting())
+        assert server.calls() - start == 2
+        assert server.http("GET", "/_emulator/stats")["token_requests"] == tokens + 1
+
+    def test_request_limit_burst_then_pushed(self, server: Server) -> None:
+        conn = server.connection()
+        server.faults(request_limit_after=0, request_limit_burst=FAST.attempts)
+        with pytest.raises(UpstreamTransient, match="REQUEST_LIMIT_EXCEEDED"):
+            stage.write(conn, meeting())
+        assert counts(server.dump())["Teams_Meeting__c"] == 0
+        start = server.calls()
+        assert stage.write(conn, meeting())["meeting"]
+        assert server.calls() - start == 2
+
+    def test_short_burst_is_absorbed_by_retries(self, server: Server) -> None:
+        conn = server.connection()
+        server.faults(request_limit_after=0, request_limit_burst=1)
+        assert stage.write(conn, meeting())["meeting"]
+        assert counts(server.dump())["Teams_Meeting__c"] == 1
+
+    def test_unavailable_is_transient(self, server: Server) -> None:
+        conn = server.connection()
+        server.faults(rate_503=1.0)
+        with pytest.raises(UpstreamTransient, match="503"):
+            stage.write(conn, meeting())
+        server.faults(rate_503=0.0)
+        assert stage.write(conn, meeting())["meeting"]
+
+    def test_unreachable_is_transient(self, server: Server) -> None:
+        client = SalesforceClient("https://127.0.0.1:9", Credentials("a", "b"), "62.0", retry=FAST)
+        with pytest.raises(UpstreamTransient, match="unreachable"):
+            client.api()
+        client.close()
+
+
+class TestPushFromWorkerContext:
+    """`push` uses the worker process's one connection, built and checked on first use."""
+
+    def test_push(self, server: Server, redis_conn: redis.Redis) -> None:
+        settings = Settings(
+            sf_instance_url=server.base,
+            sf_client_id="emulator-app",
+            sf_client_secret="emulator-secret",
+            ca_bundle=server.ca_dir / "ca.pem",
+        )
+        context.install(context.WorkerContext(settings, redis_conn))
+        try:
+            first = stage.push(meeting())
+            start = server.calls()
+            assert stage.push(meeting()) == first
+            assert server.calls() - start == 2
+        finally:
+            context.reset()
