@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from prometheus_client import REGISTRY
 
 from emulators.salesforce.app import Config, Emulator
 from emulators.salesforce.metadata import DEFAULT_DIR
@@ -409,6 +410,60 @@ class TestFaults:
         with pytest.raises(UpstreamTransient, match="unreachable"):
             client.api()
         client.close()
+
+
+class TestTimeouts:
+    """Every request has a timeout; a write that may have landed is not sent again."""
+
+    def test_read_timeout_on_lookups_is_retried_then_transient(self, server: Server) -> None:
+        conn = server.connection()
+        conn.client.http.default_timeout = (5.0, 0.1)
+        server.faults(latency_ms=300)
+        with pytest.raises(UpstreamTransient, match="ReadTimeout"):
+            stage.write(conn, meeting())
+
+    def test_timed_out_write_is_not_resent_and_the_file_stays_single(
+        self, server: Server, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        long = "WEBVTT\n\n" + "".join(cue(i, "Carol Diaz", "word " * 60) for i in range(600))
+        m = meeting("m-slow", vtt=long)
+        conn = server.connection()
+        restful = conn.client.restful
+        sent: list[bool] = []
+
+        def slow_writes(
+            path: str, method: str = "GET", body: Any = None, idempotent: bool = True
+        ) -> Any:
+            if not idempotent:  # only the write that carries the file is not idempotent
+                sent.append(True)
+                server.faults(latency_ms=300)
+                conn.client.http.default_timeout = (5.0, 0.1)
+            return restful(path, method, body, idempotent)
+
+        monkeypatch.setattr(conn.client, "restful", slow_writes)
+        with pytest.raises(UpstreamTransient, match="ReadTimeout"):
+            stage.write(conn, m)
+        assert sent == [True]
+        monkeypatch.undo()
+        server.faults(latency_ms=0)
+        conn.client.http.default_timeout = (5.0, 30.0)
+        for _ in range(100):  # the emulator finishes the write the client gave up on
+            if counts(server.dump())["Teams_Meeting__c"]:
+                break
+            threading.Event().wait(0.02)
+        stage.write(conn, m)
+        stage.write(conn, m)
+        assert counts(server.dump())["ContentVersion"] == 1
+
+
+class TestUsageMetric:
+    """API usage from Sforce-Limit-Info is exported as Prometheus gauges."""
+
+    def test_gauges(self, server: Server) -> None:
+        stage.write(server.connection(), meeting())
+        used = REGISTRY.get_sample_value("ingest_salesforce_api_used")
+        assert used == server.calls()
+        assert REGISTRY.get_sample_value("ingest_salesforce_api_limit") == 15000
 
 
 class TestPushFromWorkerContext:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ingest.exceptions import UpstreamPermanent, UpstreamTransient
+import structlog
+
+from ingest.exceptions import BadInput, UpstreamPermanent, UpstreamTransient
 from workers import context, vtt
 from workers.meeting import ResolvedMeeting
 from workers.salesforce import mapping, matching, schema
@@ -30,6 +32,8 @@ from workers.salesforce.client import (
 COLLECTION_SIZE = 200  # sObject Collections' limit per request
 MAX_COLLECTIONS = 5  # queries and collections per composite request
 MAX_PARTICIPANTS = COLLECTION_SIZE * MAX_COLLECTIONS
+
+log = structlog.get_logger("workers.salesforce")
 
 
 @dataclass
@@ -60,8 +64,12 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
         raise UpstreamPermanent(
             f"{len(meeting.participants)} participants: at most {MAX_PARTICIPANTS} fit one write"
         )
-    transcript = vtt.parse(meeting.transcript_vtt)
+    try:
+        transcript = vtt.parse(meeting.transcript_vtt)
+    except BadInput as exc:
+        raise UpstreamPermanent(f"the transcript Graph returned is not WebVTT: {exc}") from None
     client = conn.client
+    calls = client.calls
     found = matching.parse_lookup(
         _results(
             client.restful(
@@ -98,6 +106,15 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
         ids["related_account"] = related.account_id
     if related.opportunity_id:
         ids["related_opportunity"] = related.opportunity_id
+    log.info(
+        "salesforce_written",
+        meeting_key=meeting.meeting_key,
+        participants=len(meeting.participants),
+        matched=len(people),
+        related=related.rule,
+        file_attached=attach,
+        api_calls=client.calls - calls,
+    )
     return ids
 
 
