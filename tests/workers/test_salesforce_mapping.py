@@ -221,3 +221,32 @@ class TestTranscript:
         assert file["FirstPublishLocationId"] == "@{meeting.id}"
         assert str(file["PathOnClient"]).endswith(".vtt")
         assert file == mapping.transcript_file(meeting(), "@{meeting.id}")
+
+
+class TestFieldLimits:
+    """Values Salesforce would reject are left out or cut, so one bad value cannot fail a push."""
+
+    @pytest.mark.parametrize(
+        ("address", "kept"),
+        [
+            ("carol@fabrikam.com", True),
+            ("a@b.co", True),
+            ("user@localhost", False),
+            ("no-at-sign", False),
+            ("two@@x.com", False),
+            ("sp ace@x.com", False),
+            ("x" * 75 + "@x.com", False),
+            (None, False),
+        ],
+    )
+    def test_email(self, address: str | None, kept: bool) -> None:
+        assert mapping.email_field(address) == (address if kept else None)
+
+    def test_long_values(self) -> None:
+        m = meeting(online_meeting_id="M" * 300, recording_url="https://x/" + "r" * 5000)
+        record = mapping.meeting_record(m, parse(VTT), {}, Related())
+        assert record["Online_Meeting_Id__c"] == "M" * 255
+        assert record["Recording_Url__c"] is None
+        bad = person("k", "Guest", "guest@localhost", "external")
+        rows = mapping.participant_records(meeting(participants=(bad,)), {}, {}, frozenset())
+        assert rows[0]["Email__c"] is None and rows[0]["Name"] == "Guest"

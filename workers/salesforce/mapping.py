@@ -22,6 +22,9 @@ TRANSCRIPT_KEY = "Transcript_Key__c"
 KEY_LIMIT = 255  # Text(255) External ID fields
 NAME_LIMIT = 80  # a custom object's text Name
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9._:=-]+")  # kept as is: safe in a URL path segment
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+EMAIL_LIMIT = 80  # Salesforce Email fields
+URL_LIMIT = 4096  # Recording_Url__c
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,18 @@ def sf_datetime(value: datetime) -> str:
     )
 
 
+def email_field(address: str | None) -> str | None:
+    """`address` when Salesforce would take it in an Email field, else None (a value it
+    rejects would fail the whole write)."""
+    if address and len(address) <= EMAIL_LIMIT and _EMAIL.fullmatch(address):
+        return address
+    return None
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    return value[:limit] if value else None
+
+
 def _fold(name: str) -> str:
     return " ".join(name.casefold().split())
 
@@ -102,14 +117,17 @@ def meeting_record(
     """Fields of Teams_Meeting__c (the key goes in the URL); related ids only when found."""
     record: dict[str, object] = {
         "Name": (meeting.subject.strip() or "Teams meeting")[:NAME_LIMIT],
-        "Online_Meeting_Id__c": meeting.online_meeting_id,
-        "Call_Record_Id__c": meeting.call_record_id,
+        "Online_Meeting_Id__c": _text(meeting.online_meeting_id, KEY_LIMIT),
+        "Call_Record_Id__c": _text(meeting.call_record_id, KEY_LIMIT),
         "Start__c": sf_datetime(meeting.start),
         "End__c": sf_datetime(meeting.end),
         "Duration_Seconds__c": max(0, round((meeting.end - meeting.start).total_seconds())),
-        "Organizer_Email__c": meeting.organizer_email or None,
-        "Eligibility_Reason__c": meeting.reason,
-        "Recording_Url__c": meeting.recording_url,
+        "Organizer_Email__c": email_field(meeting.organizer_email),
+        "Eligibility_Reason__c": meeting.reason[:80],
+        # A cut link would lead nowhere: one too long for the field is left out.
+        "Recording_Url__c": (
+            meeting.recording_url if len(meeting.recording_url or "") <= URL_LIMIT else None
+        ),
         "Internal_Talk_Ratio__c": internal_talk_ratio(meeting, talk),
         "Question_Count__c": transcript.question_count(),
     }
@@ -131,15 +149,14 @@ def participant_records(
     rows: list[dict[str, object]] = []
     for person in meeting.participants:
         key = participant_key(meeting, person)
-        match = matches.get(person.email.casefold(), PersonMatch()) if person.email else None
-        match = match or PersonMatch()
+        match = matches.get((person.email or "").casefold(), PersonMatch())
         row: dict[str, object] = {
             "attributes": {"type": PARTICIPANT},
             PARTICIPANT_KEY: key,
             "Name": (person.name.strip() or person.email or person.phone or "Participant")[
                 :NAME_LIMIT
             ],
-            "Email__c": person.email,
+            "Email__c": email_field(person.email),
             "Role__c": person.role[:40],
             "Is_External__c": person.kind == "external",
             "Contact__c": match.contact_id,
