@@ -1,0 +1,78 @@
+"""The demo's summary: a readable table, or DESIGN §7's JSON document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emulators.scenario import Scenario
+from ingest.demo.runner import DemoRun
+
+OUTCOMES = ("pushed", "skipped", "no_transcript", "failed")
+
+
+def _salesforce_id(entry: dict[str, Any]) -> str | None:
+    ids = entry.get("salesforce_ids") or {}
+    value = ids.get("meeting") if isinstance(ids, dict) else None
+    return str(value) if value else None
+
+
+def document(scenario: Scenario, run: DemoRun) -> dict[str, Any]:
+    """The `--json` document: meetings in scenario order, counts, Graph and Salesforce use."""
+    meetings = []
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for meeting in scenario.meetings:
+        entry = run.meetings.get(meeting.id, {})
+        raw_outcome = entry.get("outcome")
+        outcome = (
+            raw_outcome if isinstance(raw_outcome, str) and raw_outcome in OUTCOMES else "failed"
+        )
+        counts[outcome] += 1
+        decision = entry.get("decision")
+        meetings.append(
+            {
+                "id": meeting.id,
+                "decision": decision if decision in ("eligible", "ineligible") else None,
+                "reason": entry.get("reason"),
+                "outcome": outcome,
+                "salesforce_id": _salesforce_id(entry),
+            }
+        )
+    requests = run.graph_stats.get("requests", {})
+    graph_requests = sum(n for route, n in requests.items() if "/v1.0/" in route)
+    return {
+        "meetings": meetings,
+        "counts": counts,
+        "graph": {
+            "requests": graph_requests,
+            "recording_content_downloads": run.graph_stats.get("recording_content_downloads", 0),
+        },
+        "salesforce": {"api_calls": run.salesforce_stats.get("api_calls", 0)},
+    }
+
+
+def table(scenario: Scenario, run: DemoRun, doc: dict[str, Any]) -> str:
+    """A readable summary for a terminal."""
+    subjects = {m.id: m.subject for m in scenario.meetings}
+    width = max([len(s) for s in subjects.values()] + [7])
+    lines = [
+        f"{'meeting':<8} {'subject':<{width}}  {'decision':<10} {'reason':<26} {'outcome':<14} "
+        "salesforce id",
+        "-" * (width + 80),
+    ]
+    for m in doc["meetings"]:
+        lines.append(
+            f"{m['id']:<8} {subjects[m['id']]:<{width}}  {m['decision'] or '-':<10} "
+            f"{m['reason'] or '-':<26} {m['outcome']:<14} {m['salesforce_id'] or '-'}"
+        )
+    counts = ", ".join(f"{k} {v}" for k, v in doc["counts"].items())
+    lines += [
+        "",
+        f"{len(doc['meetings'])} meetings in {run.seconds:.0f} s: {counts}",
+        f"Graph: {doc['graph']['requests']} API requests, "
+        f"{doc['graph']['recording_content_downloads']} recording downloads"
+        " (recordings stay on Teams)",
+        f"Salesforce: {doc['salesforce']['api_calls']} API calls",
+    ]
+    if not run.settled:
+        lines.append("NOT SETTLED: some meetings did not reach an outcome in time")
+    return "\n".join(lines)

@@ -1,0 +1,283 @@
+"""Runs the demo: Redis, both emulators, the receiver, two workers, users, subscriptions, play."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from emulators.graph.world import World
+from emulators.scenario import Scenario
+from ingest.demo.processes import INGEST, Child, run_command, wait_http
+from ingest.embedded_redis import RedisServer, free_port
+
+SETTLED = ("pushed", "skipped", "no_transcript", "failed")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class DemoOptions:
+    scenario: Scenario
+    scenario_path: Path | None
+    chaos: bool = False
+    timeout_s: float = 150.0
+    transcript_window_s: int = 20
+    keep_dir: bool = False
+
+
+@dataclass
+class DemoRun:
+    """What the demo saw: per scenario meeting its ledger entry, and the emulators' stats."""
+
+    meetings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    graph_stats: dict[str, Any] = field(default_factory=dict)
+    salesforce_stats: dict[str, Any] = field(default_factory=dict)
+    salesforce_dump: dict[str, Any] = field(default_factory=dict)
+    settled: bool = False
+    seconds: float = 0.0
+
+
+class Https:
+    """A tiny JSON client for the emulators' control routes, trusting their CA."""
+
+    def __init__(self, base: str, ca_file: Path) -> None:
+        self.base = base
+        self.context = ssl.create_default_context(cafile=str(ca_file))
+
+    def call(self, method: str, path: str, body: object | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, context=self.context, timeout=30) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+
+def _policy_toml(policy: dict[str, Any]) -> str:
+    lines = []
+    for key, value in policy.items():
+        lines.append(f"{key} = {json.dumps(value)}")  # JSON scalars and arrays are valid TOML
+    return "\n".join(lines) + "\n"
+
+
+class Demo:
+    """Owns every process and file of one demo run; `close()` stops and removes them."""
+
+    def __init__(self, options: DemoOptions, progress: Progress) -> None:
+        self.options = options
+        self.progress = progress
+        self.dir = Path(tempfile.mkdtemp(prefix="ingest-demo-"))
+        self.children: dict[str, Child] = {}
+        self.redis_server: RedisServer | None = None
+        self.world = World(options.scenario)
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _redis_url(self) -> str:
+        url = os.environ.get("REDIS_URL")
+        if url:
+            return url
+        self.redis_server = RedisServer(prefer_system=False).start()
+        return f"{self.redis_server.url}/0"
+
+    def _env(
+        self, redis_url: str, graph_port: int, sf_port: int, receiver_port: int
+    ) -> dict[str, str]:
+        scenario = self.options.scenario
+        ca = self.dir / "ca" / "ca.pem"
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("GRAPH_", "SF_", "INGEST_", "POLICY_", "INTERNAL_"))
+        }
+        env.update(
+            {
+                "REDIS_URL": redis_url,
+                "GRAPH_TENANT_ID": scenario.tenant.id,
+                "GRAPH_CLIENT_ID": "emulator-app",
+                "GRAPH_CLIENT_SECRET": "emulator-secret",
+                "GRAPH_BASE_URL": f"https://127.0.0.1:{graph_port}/v1.0",
+                "GRAPH_AUTHORITY": f"https://127.0.0.1:{graph_port}",
+                "SF_INSTANCE_URL": f"https://127.0.0.1:{sf_port}",
+                "SF_CLIENT_ID": "emulator-app",
+                "SF_CLIENT_SECRET": "emulator-secret",
+                "INGEST_CA_BUNDLE": str(ca),
+                "INGEST_PUBLIC_URL": f"http://127.0.0.1:{receiver_port}",
+                "INGEST_TRANSCRIPT_WINDOW_SECONDS": str(self.options.transcript_window_s),
+                "INGEST_TRANSCRIPT_FIRST_INTERVAL_SECONDS": "2",
+                "INGEST_WORKER_HEARTBEAT_TTL": "6",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        policy = dict(scenario.policy)
+        if "internal_domains" not in policy:
+            policy["internal_domains"] = list(scenario.tenant.domains)
+        policy_file = self.dir / "policy.toml"
+        policy_file.write_text(_policy_toml(policy))
+        env["POLICY_FILE"] = str(policy_file)
+        return env
+
+    def start(self) -> dict[str, str]:
+        opts = self.options
+        redis_url = self._redis_url()
+        graph_port, sf_port, receiver_port = free_port(), free_port(), free_port()
+        env = self._env(redis_url, graph_port, sf_port, receiver_port)
+        self.env = env
+        ca_dir = str(self.dir / "ca")
+        scenario_args = ["--scenario", str(opts.scenario_path)] if opts.scenario_path else []
+        self.progress("starting the Graph and Salesforce emulators")
+        graph_args = [
+            INGEST,
+            "emulator",
+            "graph",
+            "--port",
+            str(graph_port),
+            "--ca-dir",
+            ca_dir,
+            *scenario_args,
+            *self._graph_fault_flags(),
+        ]
+        self.children["graph"] = Child("graph-emulator", graph_args, env, self.dir)
+        # The Salesforce emulator waits for the CA the Graph emulator creates, so both share it.
+        self.children["graph"].wait_ready_line(30)
+        sf_args = [
+            INGEST,
+            "emulator",
+            "salesforce",
+            "--port",
+            str(sf_port),
+            "--ca-dir",
+            ca_dir,
+            *scenario_args,
+            *self._salesforce_fault_flags(),
+        ]
+        self.children["salesforce"] = Child("salesforce-emulator", sf_args, env, self.dir)
+        self.children["salesforce"].wait_ready_line(30)
+        self.graph = Https(f"https://127.0.0.1:{graph_port}", self.dir / "ca" / "ca.pem")
+        self.salesforce = Https(f"https://127.0.0.1:{sf_port}", self.dir / "ca" / "ca.pem")
+
+        self.progress("starting the receiver and two workers")
+        self.children["receiver"] = Child(
+            "receiver",
+            [INGEST, "serve", "--host", "127.0.0.1", "--port", str(receiver_port)],
+            env,
+            self.dir,
+        )
+        wait_http(f"http://127.0.0.1:{receiver_port}/healthz", 30)
+        for n in (1, 2):
+            self.children[f"worker{n}"] = Child(f"worker{n}", [INGEST, "worker"], env, self.dir)
+
+        eci = [u for u in opts.scenario.users if u.eci]
+        self.progress(f"registering {len(eci)} ECI users and ensuring subscriptions")
+        for user in eci:
+            run_command([INGEST, "users", "add", user.upn], env)
+        run_command([INGEST, "subscriptions", "ensure"], env)
+        return env
+
+    def _graph_fault_flags(self) -> list[str]:
+        if not self.options.chaos:
+            return []
+        return [
+            "--rate-429",
+            "0.15",
+            "--retry-after",
+            "1",
+            "--rate-503",
+            "0.05",
+            "--duplicate-rate",
+            "0.5",
+            "--delay-s",
+            "1",
+        ]
+
+    def _salesforce_fault_flags(self) -> list[str]:
+        if not self.options.chaos:
+            return []
+        return ["--rate-503", "0.15"]
+
+    # -- the run -----------------------------------------------------------------------------
+    def play_and_wait(self) -> DemoRun:
+        opts = self.options
+        run = DemoRun()
+        ids = [m.id for m in opts.scenario.meetings]
+        started = time.monotonic()
+        self.progress(f"playing {len(ids)} meetings: Graph posts their notifications now")
+        self.graph.call("POST", "/_emulator/play", {"meetings": ids})
+        conn = redis.Redis.from_url(self.env["REDIS_URL"])
+        chaos_killed = False
+        last_line = ""
+        while True:
+            run.meetings = {mid: self._status(conn, mid) for mid in ids}
+            done = [m for m, e in run.meetings.items() if e.get("outcome") in SETTLED]
+            line = f"{len(done)}/{len(ids)} meetings settled"
+            if line != last_line:
+                self.progress(line)
+                last_line = line
+            if opts.chaos and not chaos_killed and self._kill_a_busy_worker(conn):
+                chaos_killed = True
+            if len(done) == len(ids):
+                run.settled = True
+                break
+            if time.monotonic() - started > opts.timeout_s:
+                break
+            time.sleep(0.5)
+        run.seconds = time.monotonic() - started
+        run.graph_stats = self.graph.call("GET", "/_emulator/stats")
+        run.salesforce_stats = self.salesforce.call("GET", "/_emulator/stats")
+        run.salesforce_dump = self.salesforce.call("GET", "/_emulator/dump")
+        return run
+
+    def _kill_a_busy_worker(self, conn: redis.Redis) -> bool:
+        """The chaos run's crash: SIGKILL a worker while it runs a job, start another."""
+        from rq import Queue
+        from rq.registry import StartedJobRegistry
+
+        queue = Queue(self.env.get("INGEST_QUEUE", "ingest"), connection=conn)
+        if StartedJobRegistry(queue=queue).count == 0:
+            return False
+        self.progress("chaos: killing worker1 mid-job and starting a replacement")
+        self.children["worker1"].kill()
+        self.children["worker3"] = Child("worker3", [INGEST, "worker"], self.env, self.dir)
+        # Salesforce sessions expire mid-run too.
+        self.salesforce.call("POST", "/_emulator/faults", {"expire_sessions_now": True})
+        return True
+
+    def _status(self, conn: redis.Redis, meeting_id: str) -> dict[str, Any]:
+        from workers.ledger import Ledger
+
+        ledger = Ledger(conn)
+        for ref in (
+            self.world.online_meeting_id(meeting_id),
+            self.world.call_record_id(meeting_id),
+        ):
+            key = ledger.find(ref)
+            if key:
+                entry: dict[str, Any] = dict(ledger.meeting(key))
+                ids = entry.get("salesforce_ids")
+                entry["salesforce_ids"] = json.loads(ids) if ids else {}
+                return entry
+        return {}
+
+    def close(self) -> None:
+        for child in reversed(list(self.children.values())):
+            child.stop()
+        if self.redis_server is not None:
+            self.redis_server.stop()
+        if self.options.keep_dir:
+            print(f"demo files kept in {self.dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
