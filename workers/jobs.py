@@ -118,7 +118,7 @@ def handle_lifecycle(payload: dict[str, Any]) -> dict[str, str]:
     ctx = current()
     Ledger(ctx.redis).record_notification(payload)
     event, sub_id = str(payload.get("lifecycleEvent")), str(payload.get("subscriptionId"))
-    log.warning("lifecycle_event", event=event, subscription_id=sub_id)
+    log.warning("lifecycle_event", lifecycle_event=event, subscription_id=sub_id)
     manager = Manager(ctx.settings, ctx.redis, GraphSubscriptions(ctx.settings, graph(ctx)))
     if event == "reauthorizationRequired":
         return {k: str(v) for k, v in manager.renew_one(sub_id).items()}

@@ -317,3 +317,30 @@ class TestConcurrentWorkers:
         ledger = Ledger(redis_conn)
         assert len(ledger.events(results[0]["meeting_key"])) >= 4
         assert Queue("ingest", connection=redis_conn).count == 1  # one push job
+
+
+class TestPipelineSettings:
+    """The pipeline's settings are read from INGEST_* with defaults and named errors."""
+
+    def test_defaults_and_values(self) -> None:
+        assert Settings.from_env({}).transcript_window_seconds == 7200.0
+        s = Settings.from_env({
+            "INGEST_TRANSCRIPT_WINDOW_SECONDS": "20",
+            "INGEST_TRANSCRIPT_FIRST_INTERVAL_SECONDS": "0.5",
+            "INGEST_TENANT_WIDE_TRANSCRIPTS": "true",
+            "INGEST_GRAPH_TIMEOUT_SECONDS": "5",
+        })  # fmt: skip
+        assert (s.transcript_window_seconds, s.transcript_first_interval_seconds) == (20.0, 0.5)
+        assert s.tenant_wide_transcripts and s.graph_timeout_seconds == 5.0
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [("INGEST_TRANSCRIPT_WINDOW_SECONDS", "-1"), ("INGEST_TRANSCRIPT_WINDOW_SECONDS", "nan"),
+         ("INGEST_TENANT_WIDE_TRANSCRIPTS", "maybe"), ("INGEST_GRAPH_TIMEOUT_SECONDS", "0")],
+    )  # fmt: skip
+    def test_bad_values_name_the_variable(self, name: str, value: str) -> None:
+        from ingest.exceptions import ConfigurationError
+
+        with pytest.raises(ConfigurationError) as info:
+            Settings.from_env({name: value})
+        assert info.value.variable == name
