@@ -29,7 +29,7 @@ from ingest.exceptions import UpstreamPermanent, UpstreamTransient
 from ingest.settings import Settings
 from workers import context
 from workers.meeting import ResolvedMeeting, ResolvedParticipant
-from workers.salesforce import schema, stage
+from workers.salesforce import matching, schema, stage
 from workers.salesforce.client import Credentials, Retry, SalesforceClient
 from workers.salesforce.stage import Connection
 from workers.vtt import SALESFORCE_TEXT_LIMIT
@@ -410,6 +410,74 @@ class TestFaults:
         with pytest.raises(UpstreamTransient, match="unreachable"):
             client.api()
         client.close()
+
+
+class TestOutcomes:
+    """Every sub-response and item is checked; each failure is transient or permanent."""
+
+    @pytest.mark.parametrize(
+        ("status", "code", "error"),
+        [
+            (503, "SERVER_UNAVAILABLE", UpstreamTransient),
+            (403, "REQUEST_LIMIT_EXCEEDED", UpstreamTransient),
+            (400, "DUPLICATE_VALUE", UpstreamTransient),
+            (400, "MALFORMED_QUERY", UpstreamPermanent),
+            (404, "NOT_FOUND", UpstreamPermanent),
+            (300, "", UpstreamPermanent),
+        ],
+    )
+    def test_sub_response(self, status: int, code: str, error: type[Exception]) -> None:
+        halted = [{"errorCode": "PROCESSING_HALTED", "message": "rolled back"}]
+        reply = {"compositeResponse": [
+            {"referenceId": "meeting", "httpStatusCode": 400, "body": halted},
+            {"referenceId": "x", "httpStatusCode": status,
+             "body": [{"errorCode": code, "message": "m"}]},
+        ]}  # fmt: skip
+        with pytest.raises(error, match=f"x: {status} {code}"):
+            stage._results(reply)
+
+    def test_allowed_status(self) -> None:
+        reply = {"compositeResponse": [{"referenceId": "transcript", "httpStatusCode": 404,
+                                        "body": [{"errorCode": "NOT_FOUND"}]}]}  # fmt: skip
+        assert stage._results(reply, allowed={"transcript": (404,)})["transcript"][0] == 404
+
+    @pytest.mark.parametrize(
+        ("items", "error"),
+        [
+            ([{"success": True, "id": "a"}], None),
+            ([{"success": True}, {"success": False, "errors": [{"statusCode": "STRING_TOO_LONG"}]}],
+             UpstreamPermanent),
+            ([{"success": False, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK"}]},
+              {"success": False, "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW"}]}],
+             UpstreamTransient),
+            ({"not": "a list"}, UpstreamPermanent),
+        ],
+    )  # fmt: skip
+    def test_collection_items(self, items: Any, error: type[Exception] | None) -> None:
+        if error is None:
+            stage._check_items("participants0", items)
+        else:
+            with pytest.raises(error):
+                stage._check_items("participants0", items)
+
+    def test_stale_lookups_leave_one_set_of_records(
+        self, server: Server, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        conn = server.connection()
+        first = stage.write(conn, meeting())
+        # As if another worker wrote the meeting between this push's look-ups and its write:
+        # the upserts still land on the same records (or, where Salesforce refuses to name a
+        # parent again, fail as transient and are retried with fresh look-ups).
+        monkeypatch.setattr(stage.matching, "parse_lookup", lambda results: matching.Lookup())
+        try:
+            again = stage.write(conn, meeting())
+        except UpstreamTransient:
+            again = first
+        monkeypatch.undo()
+        ids = ("meeting", "transcript")
+        final = stage.write(conn, meeting())
+        assert [final[k] for k in ids] == [first[k] for k in ids] == [again[k] for k in ids]
+        assert counts(server.dump())["Teams_Meeting_Participant__c"] == len(BASE)
 
 
 class TestTimeouts:

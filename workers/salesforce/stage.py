@@ -32,6 +32,10 @@ from workers.salesforce.client import (
 COLLECTION_SIZE = 200  # sObject Collections' limit per request
 MAX_COLLECTIONS = 5  # queries and collections per composite request
 MAX_PARTICIPANTS = COLLECTION_SIZE * MAX_COLLECTIONS
+# In the write round these mean another worker wrote the same meeting between our two calls
+# (a new key that now exists, a parent named on a row that now exists): the look-ups are
+# stale, and a retry reads them afresh. Access problems were ruled out by the start check.
+RACE_CODES = frozenset({"DUPLICATE_VALUE", "INVALID_FIELD_FOR_INSERT_UPDATE"})
 
 log = structlog.get_logger("workers.salesforce")
 
@@ -194,7 +198,7 @@ def _results(
         ref, status, body = causes[0]
         code = error_code(body)
         reason = f"Salesforce {ref}: {status} {code} {error_message(body)}".strip()
-        if status in TRANSIENT_STATUSES or code in TRANSIENT_CODES:
+        if status in TRANSIENT_STATUSES or code in TRANSIENT_CODES | RACE_CODES:
             raise UpstreamTransient(reason)
         raise UpstreamPermanent(reason)
     return out
@@ -220,6 +224,6 @@ def _check_items(ref: str, body: Any) -> None:
     first = (causes or errors)[0]
     code = error_code(first)
     reason = f"Salesforce {ref}: {code} {error_message(first)}".strip()
-    if code in TRANSIENT_CODES:
+    if code in TRANSIENT_CODES | RACE_CODES:
         raise UpstreamTransient(reason)
     raise UpstreamPermanent(reason)
