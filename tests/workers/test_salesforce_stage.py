@@ -119,11 +119,13 @@ SEED: dict[str, list[dict[str, Any]]] = {
     "Account": [
         {"Name": "Fabrikam", "Website": "https://www.fabrikam.com"},
         {"Name": "Tailspin", "Website": "tailspin.com"},
+        {"Name": "Northwind"},
     ],
     "Contact": [
         {"LastName": "Diaz", "Email": "carol@fabrikam.com", "Account": {"Name": "Fabrikam"}},
         {"LastName": "Both", "Email": "both@fabrikam.com", "Account": {"Name": "Fabrikam"}},
         {"LastName": "Tai", "Email": "tai@tailspin-corp.net", "Account": {"Name": "Tailspin"}},
+        {"LastName": "Nor", "Email": "nora@northwind.io", "Account": {"Name": "Northwind"}},
     ],
     "Lead": [
         {"LastName": "Lee", "Company": "Tailspin", "Email": "LEE@tailspin.com"},
@@ -216,7 +218,7 @@ class TestAuth:
 
     def test_client_credentials(self, server: Server) -> None:
         rows = server.client().api().query("SELECT Id FROM Account")
-        assert rows["totalSize"] == 2
+        assert rows["totalSize"] == len(SEED["Account"])
 
     def test_wrong_secret_is_permanent(self, server: Server) -> None:
         client = server.client(Credentials("emulator-app", "wrong"))
@@ -337,6 +339,30 @@ class TestPush:
         assert ids["related_opportunity"] == pilot
         row = next(r for r in dump["Teams_Meeting__c"] if r["Meeting_Key__c"] == "m-web")
         assert row["Related_Opportunity__c"] == pilot
+
+    @pytest.mark.parametrize(
+        ("email", "account", "opportunity"),
+        [
+            # 2. Carol's own role is on a closed deal; her account's open Renewal is found
+            # through a colleague's role.
+            ("carol@fabrikam.com", "Fabrikam", "Renewal"),
+            # 4. no open opportunity: the contact's account alone.
+            ("nora@northwind.io", "Northwind", None),
+            # nothing known about the person or the domain.
+            ("ann@unknown.example", None, None),
+        ],
+    )
+    def test_related_fallbacks(
+        self, server: Server, email: str, account: str | None, opportunity: str | None
+    ) -> None:
+        people = (BASE[0], person(email, "external", "Guest"))
+        ids = stage.write(server.connection(), meeting("m-rel", people))
+        dump = server.dump()
+        names = {r["Id"]: r["Name"] for r in dump["Account"] + dump["Opportunity"]}
+        row = dump["Teams_Meeting__c"][0]
+        assert names.get(row.get("Related_Account__c", "")) == account
+        assert names.get(row.get("Related_Opportunity__c", "")) == opportunity
+        assert names.get(ids.get("related_opportunity", "")) == opportunity
 
     def test_new_participant_on_replay(self, server: Server) -> None:
         conn = server.connection()
