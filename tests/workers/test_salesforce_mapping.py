@@ -185,6 +185,11 @@ class TestParticipants:
         assert phone["Email__c"] is None and phone["Name"] == "+14255550100"
         assert phone["Contact__c"] is phone["Lead__c"] is phone["User__c"] is None
 
+    def test_one_row_per_key(self) -> None:
+        twice = meeting(participants=(ALICE, CAROL, ALICE))
+        rows = mapping.participant_records(twice, {}, {}, frozenset())
+        assert [r["Email__c"] for r in rows] == ["alice@contoso.com", "Carol@Fabrikam.com"]
+
 
 class TestTranscript:
     """Text__c holds `Speaker: words` in spoken order; past 131,072 characters it is cut."""

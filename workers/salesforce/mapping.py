@@ -147,8 +147,12 @@ def participant_records(
     """Teams_Meeting_Participant__c rows for a collection upsert; the master-detail parent is
     named only on rows that do not exist yet (it cannot be updated)."""
     rows: list[dict[str, object]] = []
+    seen: set[str] = set()
     for person in meeting.participants:
         key = participant_key(meeting, person)
+        if key in seen:
+            continue  # a key twice in one collection fails the whole collection
+        seen.add(key)
         match = matches.get((person.email or "").casefold(), PersonMatch())
         row: dict[str, object] = {
             "attributes": {"type": PARTICIPANT},

@@ -54,7 +54,11 @@ class Connection:
 def connect(ctx: context.WorkerContext) -> Connection:
     """The factory for `ctx.resource("salesforce", ...)`: sign in, then check the schema."""
     client = SalesforceClient.from_settings(ctx.settings)
-    return Connection(client, schema.check(client))
+    try:
+        return Connection(client, schema.check(client))
+    except BaseException:
+        client.close()  # not kept: the next job signs in and checks again
+        raise
 
 
 def push(meeting: ResolvedMeeting) -> dict[str, str]:
