@@ -431,6 +431,19 @@ class TestFaults:
         server.faults(rate_503=0.0)
         assert stage.write(conn, meeting())["meeting"]
 
+    def test_long_retry_after_is_handed_to_the_job(self, server: Server) -> None:
+        conn = server.connection()
+        server.faults(rate_429=1.0, retry_after_s=7)
+        before = REGISTRY.get_sample_value(
+            "ingest_salesforce_calls_total", {"outcome": "transient"}
+        )
+        with pytest.raises(UpstreamTransient, match="429") as info:
+            stage.write(conn, meeting())
+        assert info.value.retry_after == 7.0
+        after = REGISTRY.get_sample_value("ingest_salesforce_calls_total", {"outcome": "transient"})
+        assert after == (before or 0) + 1
+        assert server.http("GET", "/_emulator/stats")["api_calls"] == 1  # the describe only
+
     def test_unreachable_is_transient(self, server: Server) -> None:
         client = SalesforceClient("https://127.0.0.1:9", Credentials("a", "b"), "62.0", retry=FAST)
         with pytest.raises(UpstreamTransient, match="unreachable"):

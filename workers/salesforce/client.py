@@ -9,6 +9,7 @@ still fails is raised as UpstreamTransient or UpstreamPermanent.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -110,6 +111,8 @@ class SalesforceClient:
         if ca_bundle is not None:
             self.http.verify = str(ca_bundle)
         self.http.hooks["response"].append(_record_usage)
+        self.http.hooks["response"].append(self._note_retry_after)
+        self.retry_after: float | None = None  # the last throttled answer's Retry-After
         self._sf: Salesforce | None = None
         self.calls = 0  # API calls answered (any status), for tests and logs
 
@@ -130,6 +133,12 @@ class SalesforceClient:
 
     def close(self) -> None:
         self.http.close()
+
+    def _note_retry_after(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.retry_after = None
+        if response.status_code in (429, 503):
+            with contextlib.suppress(ValueError):  # an HTTP date is rare here: back off
+                self.retry_after = max(0.0, float(response.headers.get("Retry-After", "")))
 
     # -- auth ------------------------------------------------------------------------------
 
@@ -228,13 +237,18 @@ class SalesforceClient:
                 if sent and not idempotent:
                     CALLS.labels("transient").inc()
                     raise problem from None
-            if isinstance(problem, UpstreamPermanent) or attempt >= self.retry.attempts:
-                CALLS.labels(
-                    "permanent" if isinstance(problem, UpstreamPermanent) else "transient"
-                ).inc()
-                raise problem
-            self.sleep(self.retry.delay(attempt))
-            attempt += 1
+            wait = max(self.retry.delay(attempt), self.retry_after or 0.0)
+            if isinstance(problem, UpstreamTransient) and wait > self.retry.max_delay:
+                # Longer than a job should block: the job's own retry waits instead.
+                problem = UpstreamTransient(str(problem), retry_after=wait)
+            elif not isinstance(problem, UpstreamPermanent) and attempt < self.retry.attempts:
+                self.sleep(wait)
+                attempt += 1
+                continue
+            CALLS.labels(
+                "permanent" if isinstance(problem, UpstreamPermanent) else "transient"
+            ).inc()
+            raise problem
 
 
 def _refused(exc: requests.RequestException) -> bool:
