@@ -64,7 +64,11 @@ class GraphClient:
         self._credential: Any = None
         self._http: httpx.AsyncClient | None = None
         self.sdk: Any = None
-        self._build()
+        try:
+            self._build()
+        except BaseException:  # a bad setting must not leak the loop
+            self.loop.close()
+            raise
 
     def _build(self) -> None:
         from kiota_authentication_azure.azure_identity_authentication_provider import (
