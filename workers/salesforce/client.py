@@ -151,9 +151,13 @@ class SalesforceClient:
                 if ".sandbox." in host
                 else "https://login.salesforce.com"
             )
-            claims = {"iss": c.client_id, "sub": c.username, "aud": audience}
-            claims_exp: dict[str, Any] = {**claims, "exp": int(time.time()) + 180}
-            assertion = jwt.encode(claims_exp, c.private_key_path.read_bytes(), algorithm="RS256")
+            claims: dict[str, Any] = {
+                "iss": c.client_id,
+                "sub": c.username,
+                "aud": audience,
+                "exp": int(time.time()) + 180,  # Salesforce allows at most three minutes
+            }
+            assertion = jwt.encode(claims, c.private_key_path.read_bytes(), algorithm="RS256")
             return {"grant_type": JWT_GRANT, "assertion": assertion}
         return {
             "grant_type": "client_credentials",
@@ -169,9 +173,8 @@ class SalesforceClient:
                 resp = self.http.post(url, data=self._token_form())
             except requests.RequestException as exc:
                 if attempt == self.retry.attempts:
-                    raise UpstreamTransient(
-                        f"Salesforce token endpoint unreachable: {exc}"
-                    ) from None
+                    reason = f"Salesforce token endpoint unreachable: {type(exc).__name__}"
+                    raise UpstreamTransient(reason) from None
                 self.sleep(self.retry.delay(attempt))
                 continue
             if resp.status_code in TRANSIENT_STATUSES and attempt < self.retry.attempts:
