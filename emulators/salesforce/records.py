@@ -34,6 +34,10 @@ class Org:
         self.schema = schema
         self.store = store
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
+        for obj in schema.objects.values():
+            for f in obj.fields.values():
+                if f.external_id or f.unique or f.type == "reference":
+                    store.index(obj.name, f.name, fold=not f.case_sensitive)
 
     def sobject(self, name: str) -> SObject:
         obj = self.schema.get(name)
@@ -55,14 +59,9 @@ class Org:
         f = obj.get(field)
         if f is None:
             return []
-        fold = not f.case_sensitive and isinstance(value, str)
-        want = value.lower() if fold else value
-        out = []
-        for rec in self.store.all(obj.name):
-            have = rec.get(f.name)
-            if (have.lower() if fold and isinstance(have, str) else have) == want:
-                out.append(rec)
-        return out
+        if isinstance(value, str):
+            return self.store.find(obj.name, f.name, value, fold=not f.case_sensitive)
+        return [rec for rec in self.store.all(obj.name) if rec.get(f.name) == value]
 
     # -- writing -------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from itertools import count
 from typing import Any
@@ -14,6 +15,7 @@ CREATE TABLE IF NOT EXISTS records (
     id TEXT PRIMARY KEY, object TEXT NOT NULL, seq INTEGER NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS records_object ON records (object, deleted, seq);
+CREATE INDEX IF NOT EXISTS records_seq ON records (seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -27,6 +29,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self.db.create_function("fold", 1, _fold, deterministic=True)
         self._savepoints = count(1)
 
     def close(self) -> None:
@@ -71,6 +74,32 @@ class Store:
             sql += " AND deleted = 0"
         return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY seq", (obj,))]
 
+    @staticmethod
+    def _expr(field: str, fold: bool) -> str:
+        if not re.fullmatch(r"\w+", field):
+            raise ValueError(f"not a field name: {field!r}")
+        expr = f"json_extract(data, '$.\"{field}\"')"
+        return f"fold({expr})" if fold else expr
+
+    def index(self, obj: str, field: str, fold: bool) -> None:
+        """An expression index that makes `find` on this field a lookup, not a scan."""
+        name = f"ix_{obj}_{field}_{int(fold)}"
+        self.db.execute(
+            f"CREATE INDEX IF NOT EXISTS {name} ON records (object, {self._expr(field, fold)})"
+        )
+
+    def find(self, obj: str, field: str, value: str, fold: bool) -> list[Record]:
+        """Live records whose text `field` equals `value` (case-folded when `fold`)."""
+        expr = self._expr(field, fold)
+        want = "fold(?)" if fold else "?"
+        # No ORDER BY: it would steer SQLite to the (object, deleted, seq) index, a scan.
+        rows = self.db.execute(
+            f"SELECT seq, data FROM records WHERE object = ? AND {expr} = {want}"  # noqa: S608 - field names are checked
+            " AND deleted = 0",
+            (obj, value),
+        ).fetchall()
+        return [json.loads(data) for _, data in sorted(rows)]
+
     def dump(self) -> dict[str, list[Record]]:
         """Every live record of every object that has records, in insertion order."""
         out: dict[str, list[Record]] = {}
@@ -90,3 +119,7 @@ class Store:
     def rollback(self, name: str) -> None:
         self.db.execute(f"ROLLBACK TO {name}")
         self.db.execute(f"RELEASE {name}")
+
+
+def _fold(value: str | int | float | None) -> str | int | float | None:
+    return value.lower() if isinstance(value, str) else value
