@@ -16,9 +16,9 @@ async def serve_forever(
     app: web.Application, host: str, port: int, ca_dir: Path, name: str
 ) -> None:
     """Serve `app` on https://host:port; print one ready line on stdout; stop on SIGTERM/SIGINT."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=server_context(ca_dir), shutdown_timeout=2)
+    site = web.TCPSite(runner, host, port, ssl_context=server_context(ca_dir))
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
