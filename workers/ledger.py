@@ -4,7 +4,8 @@ Keys (prefix `ingest:ledger`):
 - `resource:{kind}:{id}`: a hash per notified resource (callRecord, transcript, subscription);
 - `meeting:{key}`: a hash per meeting (Graph ids, decision, outcome, timestamps, attempts,
   last error) and `meeting:{key}:events`, its story as a capped list of JSON lines;
-- `alias:{cr|om|url}:{id}`: the meeting key a callRecord id, online meeting id or join link
+- `alias:{cr|tr|om|url}:{id}`: the meeting key a callRecord id, transcript id, online meeting
+  id or join link (those two scoped to the occurrence's day; unscoped: the latest occurrence)
   leads to, so that every path and `ingest explain` reach the same meeting;
 - `outcomes`: meeting outcome -> count, changed exactly once per outcome change (`ingest
   status`).
@@ -142,6 +143,11 @@ class Ledger:
         keys = [alias_key(kind, value) for kind, value in aliases if value]
         found = self._claim(keys=keys, args=[candidate])
         return found.decode() if isinstance(found, bytes) else str(found)
+
+    def point(self, kind: str, value: str, key: str) -> None:
+        """A plain alias to the latest meeting for `value` (a recurring series' online
+        meeting id points to its latest occurrence), for `explain` and the transcript path."""
+        self.conn.set(alias_key(kind, value), key)
 
     def find(self, any_id: str) -> str | None:
         """The meeting key for a meeting key, online meeting id or callRecord id."""

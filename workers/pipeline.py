@@ -2,8 +2,8 @@
 
 callRecord path: callRecord (+participants) -> rules that need no address -> meeting by
 joinWebUrl -> attendance report -> policy -> transcript list -> content -> hand-off.
-Transcript path: meeting (organizer and id from the resource) -> attendance report ->
-policy -> content -> hand-off.
+Transcript path: transcript metadata (organizer and ids from the resource) -> meeting ->
+attendance report -> policy -> content -> hand-off.
 
 Both claim the meeting's aliases (callRecord id, online meeting id, join link) atomically,
 then work under a per-meeting Redis lock, so duplicates, `updated` versions and the two paths
@@ -39,6 +39,8 @@ log = structlog.get_logger("workers.pipeline")
 
 CHECK_FUNCTION = "workers.jobs.check_transcript"
 LOCK_WAIT_SECONDS = 60
+SLACK = timedelta(minutes=15)  # a transcript's times against its meeting's
+RECENT = timedelta(hours=3)  # one meeting's notifications arrive within this (graph.md §2)
 # Rules the callRecord alone can apply: no participant address is needed for them.
 _EARLY = frozenset({Reason.TOO_SHORT, Reason.RECORDER_NOT_ECI_USER})
 
@@ -53,6 +55,9 @@ class GraphReader(Protocol):
         self, organizer_id: str, meeting_id: str, start: datetime | None, end: datetime | None
     ) -> dict[str, Any] | None: ...
     def transcripts(self, organizer_id: str, meeting_id: str) -> list[dict[str, Any]]: ...
+    def transcript(
+        self, organizer_id: str, meeting_id: str, transcript_id: str
+    ) -> dict[str, Any] | None: ...
     def transcript_content(
         self, organizer_id: str, meeting_id: str, transcript_id: str
     ) -> str | None: ...
@@ -92,7 +97,10 @@ class Pipeline:
         if record is None:
             raise GraphNotFound(f"callRecord {cr_id} is not readable yet (404)")
         facts = resolve.from_call_record(record)
-        url = facts.join_web_url
+        # A recurring series shares one join link and online meeting id: the day tells apart
+        # its occurrences.
+        day = resolve.day(facts.start)
+        url = resolve.occurrence(facts.join_web_url, day)
         known = known or self.ledger.alias("url", url)
         if known and self._decided(known):
             self.ledger.claim([("cr", cr_id), ("url", url)], known)
@@ -100,7 +108,7 @@ class Pipeline:
             return self._noted(known, f"callRecord {change} notification: already handled")
         organizer = facts.organizer or Participant(display_name="(no organizer)", role="organizer")
         early = self._early_decision(organizer, facts)
-        if early is not None or not url or not facts.organizer_id:
+        if early is not None or not facts.join_web_url or not facts.organizer_id:
             key = self.ledger.claim([("cr", cr_id), ("url", url)], resolve.call_record_key(cr_id))
             with self._lock(key):
                 self._note_facts(key, facts, change)
@@ -112,7 +120,7 @@ class Pipeline:
                     return self._settle(key, "skipped", decision.explain())
                 return self._settle(key, "no_transcript", "no online meeting: no joinWebUrl")
         assert facts.organizer_id is not None
-        meeting = self.api.meeting_by_join_url(facts.organizer_id, url)
+        meeting = self.api.meeting_by_join_url(facts.organizer_id, facts.join_web_url)
         if meeting is None or not meeting.get("id"):
             key = self.ledger.claim([("cr", cr_id), ("url", url)], resolve.call_record_key(cr_id))
             with self._lock(key):
@@ -126,8 +134,10 @@ class Pipeline:
                 return self._settle(key, "no_transcript", "the online meeting was not found")
         om_id = str(meeting["id"])
         key = self.ledger.claim(
-            [("cr", cr_id), ("url", url), ("om", om_id)], resolve.online_meeting_key(om_id)
+            [("cr", cr_id), ("url", url), ("om", resolve.occurrence(om_id, day))],
+            resolve.online_meeting_key(om_id, day),
         )
+        self.ledger.point("om", om_id, key)
         with self._lock(key):
             self._note_facts(key, facts, change)
             self._note_meeting(key, meeting, facts.organizer_id)
@@ -145,21 +155,34 @@ class Pipeline:
         ids = payload["ids"]
         om_id, tid = str(ids["meetingId"]), str(ids["transcriptId"])
         organizer_id, source = self._organizer(payload, om_id)
-        known = self.ledger.alias("om", om_id)
+        known = self.ledger.alias("tr", tid)
         if known and self._decided(known):
-            with self._lock(known):
-                self.ledger.event(known, "transcript notification")
-                if not self._needs_transcript(known):
-                    return self._summary(known, "already handled")
-                self.ledger.update(known, transcript_id=self._tid(known, tid))
-                return self._transcript_stage(known)
+            return self._transcript_of_known(known, tid)
         if not organizer_id:
             raise UpstreamPermanent(f"transcript {tid}: the meeting's organizer is unknown")
+        listed = self.api.transcript(organizer_id, om_id, tid)
+        if listed is None:
+            raise GraphNotFound(f"transcript {tid} is not readable yet (404)")
+        t_start = resolve.parse_time(listed.get("createdDateTime"))
+        t_end = resolve.parse_time(listed.get("endDateTime")) or t_start
+        latest = self.ledger.alias("om", om_id)  # the occurrence seen last, if any
+        if latest and self._same_occurrence(latest, t_start):
+            self.ledger.claim([("tr", tid)], latest)
+            return self._transcript_of_known(latest, tid)
         meeting = self.api.meeting(organizer_id, om_id)
         if meeting is None:
             raise GraphNotFound(f"online meeting of transcript {tid} is not readable (404)")
-        url = meeting.get("joinWebUrl") or None
-        key = self.ledger.claim([("om", om_id), ("url", url)], resolve.online_meeting_key(om_id))
+        attendance = self.api.attendance(organizer_id, om_id, t_start, t_end)
+        a_start, a_end = resolve.attendance_times(attendance)
+        start = a_start or t_start or resolve.parse_time(meeting.get("startDateTime"))
+        end = a_end or t_end or resolve.parse_time(meeting.get("endDateTime"))
+        day = resolve.day(start)
+        url = resolve.occurrence(meeting.get("joinWebUrl") or None, day)
+        key = self.ledger.claim(
+            [("tr", tid), ("om", resolve.occurrence(om_id, day)), ("url", url)],
+            resolve.online_meeting_key(om_id, day),
+        )
+        self.ledger.point("om", om_id, key)
         with self._lock(key):
             self.ledger.event(key, "transcript notification", organizer_from=source)
             self._note_meeting(key, meeting, organizer_id)
@@ -168,11 +191,6 @@ class Pipeline:
                 if not self._needs_transcript(key):
                     return self._summary(key, "already handled")
                 return self._transcript_stage(key)
-            start = resolve.parse_time(meeting.get("startDateTime"))
-            end = resolve.parse_time(meeting.get("endDateTime"))
-            attendance = self.api.attendance(organizer_id, om_id, start, end)
-            a_start, a_end = resolve.attendance_times(attendance)
-            start, end = a_start or start, a_end or end
             self.ledger.update(key, start=start, end=end)
             organizer = resolve.meeting_organizer(meeting, organizer_id)
             org, joined = participants.merge(organizer, (), attendance, meeting)
@@ -181,6 +199,33 @@ class Pipeline:
             if not decision.eligible:
                 return self._settle(key, "skipped", decision.explain())
             return self._transcript_stage(key)
+
+    def _transcript_of_known(self, key: str, tid: str) -> dict[str, str]:
+        """A transcript notification for a meeting already decided."""
+        with self._lock(key):
+            self.ledger.event(key, "transcript notification")
+            if not self._needs_transcript(key):
+                return self._summary(key, "already handled")
+            self.ledger.update(key, transcript_id=self._tid(key, tid))
+            return self._transcript_stage(key)
+
+    def _same_occurrence(self, key: str, created: datetime | None) -> bool:
+        """Whether a transcript created at `created` belongs to the decided meeting `key`: made
+        after it started (an earlier occurrence's never is), and during it or while its
+        notifications are still arriving (a later occurrence is another day)."""
+        state = self.ledger.meeting(key)
+        if "decision" not in state:
+            return False
+        start = resolve.parse_time(state.get("start"))
+        end = resolve.parse_time(state.get("end"))
+        decided = resolve.parse_time(state.get("decided_at"))
+        if created is None or start is None:
+            return True
+        if created < start - SLACK:
+            return False
+        during = end is not None and created <= end + SLACK
+        recent = decided is not None and datetime.now(UTC) - decided <= RECENT
+        return during or recent
 
     def check_transcript(self, key: str) -> dict[str, str]:
         """A scheduled re-check of a late transcript."""
@@ -247,11 +292,12 @@ class Pipeline:
         if not state.get("transcript_wait_started"):
             self.ledger.update(key, transcript_wait_started=self.clock())
         tid = state.get("transcript_id") or transcripts.choose(
-            self.api.transcripts(organizer_id, om_id)
+            self.api.transcripts(organizer_id, om_id), resolve.parse_time(state.get("start"))
         )
         vtt = None
         if tid:
             self.ledger.update(key, transcript_id=tid)
+            self.ledger.claim([("tr", tid)], key)
             vtt = self.api.transcript_content(organizer_id, om_id, tid)
         if vtt is None:
             return self._wait(key, "transcript listed but not ready (404)" if tid else

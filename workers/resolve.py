@@ -8,7 +8,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from policy import Participant
@@ -30,9 +30,22 @@ def parse_time(value: Any) -> datetime | None:
     return parsed
 
 
-def online_meeting_key(online_meeting_id: str) -> str:
-    """The meeting key for an online meeting: stable, short and safe in job ids and Salesforce."""
-    return "om-" + hashlib.sha256(online_meeting_id.encode()).hexdigest()[:32]
+def day(start: datetime | None) -> str:
+    """The UTC day a meeting started: what tells apart the occurrences of a recurring series,
+    which share one online meeting id and join link."""
+    return start.astimezone(UTC).date().isoformat() if start is not None else ""
+
+
+def occurrence(value: str | None, day_: str) -> str | None:
+    """An online meeting id or join link scoped to one day's occurrence (for aliases)."""
+    return f"{value}|{day_}" if value else None
+
+
+def online_meeting_key(online_meeting_id: str, day_: str = "") -> str:
+    """The meeting key for an occurrence of an online meeting: stable, short and safe in job
+    ids and Salesforce external ids."""
+    seed = f"{online_meeting_id}|{day_}" if day_ else online_meeting_id
+    return "om-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
 def call_record_key(call_record_id: str) -> str:

@@ -9,6 +9,7 @@ on content) the pipeline re-checks after growing intervals inside a bounded wind
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -18,6 +19,7 @@ from workers.resolve import parse_time
 
 PREFIX = f"{defaults.KEY_PREFIX}:transcript"
 KEEP_SECONDS = 30 * 24 * 3600  # long enough for every retry of the Salesforce stage
+SLACK = timedelta(minutes=15)  # transcription starts and ends within the meeting, give or take
 
 
 def text_key(meeting_key: str) -> str:
@@ -35,18 +37,26 @@ def store(conn: redis.Redis, meeting_key: str, vtt: str) -> bool:
     return bool(conn.set(text_key(meeting_key), vtt.encode("utf-8"), nx=True, ex=KEEP_SECONDS))
 
 
-def choose(listed: Iterable[Mapping[str, Any]]) -> str | None:
-    """The transcript to use among those listed: the most recently created."""
-    best: tuple[str, str] | None = None
+def choose(listed: Iterable[Mapping[str, Any]], start: datetime | None = None) -> str | None:
+    """The transcript to use among those listed.
+
+    A recurring series lists every occurrence's transcripts: with the occurrence's start
+    known, the first transcript created after it (give or take `SLACK`) is this occurrence's;
+    without it, the most recent.
+    """
+    dated: list[tuple[datetime | None, str]] = []
     for item in listed:
         tid = item.get("id")
-        if not isinstance(tid, str) or not tid:
-            continue
-        created = parse_time(item.get("createdDateTime"))
-        stamp = created.isoformat() if created else ""
-        if best is None or stamp > best[0]:
-            best = (stamp, tid)
-    return best[1] if best else None
+        if isinstance(tid, str) and tid:
+            dated.append((parse_time(item.get("createdDateTime")), tid))
+    if start is None:
+        floor = datetime.min.replace(tzinfo=UTC)
+        return max(dated, key=lambda d: d[0] or floor)[1] if dated else None
+    after = [(when, tid) for when, tid in dated if when is None or when >= start - SLACK]
+    if not after:
+        return None
+    ceiling = datetime.max.replace(tzinfo=UTC)
+    return min(after, key=lambda d: d[0] or ceiling)[1]
 
 
 def next_delay(first: float, attempts: int, elapsed: float, window: float) -> float | None:

@@ -70,18 +70,20 @@ class TestEveryReason:
         policy = tmp_path / "policy.toml"
         policy.write_text('excluded = ["rival.com"]\n')
         dan = {"upn": "dan@contoso.com"}
-        cases = {  # meeting -> (reason, outcome, most Graph requests)
+        # meeting -> (reason, outcome, most Graph requests). Ineligible meetings with a
+        # transcript: 4 on the callRecord path + the transcript's metadata on the other.
+        cases = {
             "short": (meeting("short", seconds=30, transcript=None), "too_short", "skipped", 1),
             "bobs": (meeting("bobs", organizer="bob@contoso.com", transcript=None),
                      "recorder_not_eci_user", "skipped", 1),
             "rival": (meeting("rival", people=[ALICE, CAROL, {"email": "eve@rival.com"}]),
-                      "excluded_participant", "skipped", 4),
+                      "excluded_participant", "skipped", 5),
             "ext": (meeting("ext", people=[ALICE, CAROL, {"phone": "+14255550100"},
                                            {"guest": "Visitor"}]),
                     "external_participants", "pushed", 8),
             "solo": (meeting("solo", people=[ALICE]), "solo_eci_user", "pushed", 8),
             "inside": (meeting("inside", people=[ALICE, dan]), "no_external_participants",
-                       "skipped", 4),
+                       "skipped", 5),
         }  # fmt: skip
         doc = scenario(*(c[0] for c in cases.values()))
         with Stack(doc, redis_url, tmp_path, policy_file=policy) as stack:

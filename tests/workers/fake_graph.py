@@ -38,6 +38,7 @@ class FakeMeeting:
     transcript: str | None = VTT
     transcript_404s: int = 0  # content answers 404 this many times first
     listed_after: int = 0  # the transcript list is empty this many times first
+    series: str | None = None  # occurrences of one recurring series share meeting and link
 
     @property
     def call_record_id(self) -> str:
@@ -45,7 +46,7 @@ class FakeMeeting:
 
     @property
     def online_meeting_id(self) -> str:
-        raw = f"1*{self.organizer_id}*0**19:meeting_{self.key}@thread.v2"
+        raw = f"1*{self.organizer_id}*0**19:meeting_{self.series or self.key}@thread.v2"
         return base64.b64encode(raw.encode()).decode()
 
     @property
@@ -54,7 +55,8 @@ class FakeMeeting:
 
     @property
     def join_web_url(self) -> str:
-        return f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_{self.key}%40thread.v2/0"
+        thread = self.series or self.key
+        return f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_{thread}%40thread.v2/0"
 
 
 class FakeGraph:
@@ -118,7 +120,7 @@ class FakeGraph:
     ) -> dict[str, Any] | None:
         self.requests["attendanceReports"] += 1
         self._count("attendanceReport")
-        m = self._by("online_meeting_id", meeting_id)
+        m = self._occurrence(meeting_id, start)
         if m is None:
             return None
         records = [
@@ -137,22 +139,41 @@ class FakeGraph:
         return {"id": "r1", "meetingStartDateTime": m.start, "meetingEndDateTime": m.end,
                 "attendanceRecords": records}  # fmt: skip
 
+    def _occurrence(self, meeting_id: str, start: datetime | None) -> FakeMeeting | None:
+        found = [m for m in self.meetings.values() if m.online_meeting_id == meeting_id]
+        for m in found:
+            if start is not None and m.start[:10] == start.strftime("%Y-%m-%d"):
+                return m
+        return found[-1] if found else None
+
     def transcripts(self, organizer_id: str, meeting_id: str) -> list[dict[str, Any]]:
         self._count("transcripts")
-        m = self._by("online_meeting_id", meeting_id)
+        out = []
+        for m in self.meetings.values():
+            if m.online_meeting_id != meeting_id or m.transcript is None:
+                continue
+            if m.listed_after > 0:
+                m.listed_after -= 1
+                continue
+            out.append({"id": m.transcript_id, "meetingId": m.online_meeting_id,
+                        "createdDateTime": m.start})  # fmt: skip
+        return out
+
+    def transcript(
+        self, organizer_id: str, meeting_id: str, transcript_id: str
+    ) -> dict[str, Any] | None:
+        self._count("transcript")
+        m = self._by("transcript_id", transcript_id)
         if m is None or m.transcript is None:
-            return []
-        if m.listed_after > 0:
-            m.listed_after -= 1
-            return []
-        return [{"id": m.transcript_id, "meetingId": m.online_meeting_id,
-                 "createdDateTime": m.end}]  # fmt: skip
+            return None
+        return {"id": m.transcript_id, "meetingId": m.online_meeting_id,
+                "createdDateTime": m.start, "endDateTime": m.end}  # fmt: skip
 
     def transcript_content(
         self, organizer_id: str, meeting_id: str, transcript_id: str
     ) -> str | None:
         self._count("transcriptContent")
-        m = self._by("online_meeting_id", meeting_id)
+        m = self._by("transcript_id", transcript_id)
         if m is None or m.transcript is None:
             return None
         if m.transcript_404s > 0:

@@ -313,9 +313,10 @@ class TestConcurrentWorkers:
             t.join(30)
         assert len({r["meeting_key"] for r in results}) == 1
         assert graph.served[m.key] == 1
-        assert graph.requests["attendanceReport"] == 1  # decided once
         ledger = Ledger(redis_conn)
-        assert len(ledger.events(results[0]["meeting_key"])) >= 4
+        events = [e["what"] for e in ledger.events(results[0]["meeting_key"])]
+        assert events.count("decided") == 1
+        assert events.count("transcript fetched") == 1
         assert Queue("ingest", connection=redis_conn).count == 1  # one push job
 
 
@@ -344,3 +345,27 @@ class TestPipelineSettings:
         with pytest.raises(ConfigurationError) as info:
             Settings.from_env({name: value})
         assert info.value.variable == name
+
+
+class TestRecurringSeries:
+    """Occurrences of one series (same meeting id and link) are separate meetings, each with
+    its own transcript."""
+
+    def test_two_occurrences(self, world: Any, redis_conn: redis.Redis) -> None:
+        first = external_meeting("w1", series="weekly", transcript=VTT_1)
+        week = {"start": "2026-11-27T15:00:00Z", "end": "2026-11-27T15:30:00Z"}
+        second = external_meeting("w2", series="weekly", transcript=VTT_2, **week)
+        assert first.online_meeting_id == second.online_meeting_id
+        pipe, graph, _ = world(first, second)
+        a = pipe.on_call_record(cr_payload(first))["meeting_key"]
+        b = pipe.on_call_record(cr_payload(second))["meeting_key"]
+        assert a != b
+        assert pipe.on_transcript(tr_payload(second))["meeting_key"] == b
+        assert pipe.on_transcript(tr_payload(first))["meeting_key"] == a
+        texts = {k: transcripts.stored(redis_conn, k) for k in (a, b)}
+        assert texts == {a: VTT_1, b: VTT_2}
+        assert (graph.served["w1"], graph.served["w2"]) == (1, 1)
+
+
+VTT_1 = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n<v Alice Adams>Week one.</v>\n"
+VTT_2 = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n<v Alice Adams>Week two.</v>\n"

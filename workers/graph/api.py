@@ -161,6 +161,22 @@ class GraphApi:
         except GraphNotFound:
             return []
 
+    def transcript(
+        self, organizer_id: str, meeting_id: str, transcript_id: str
+    ) -> dict[str, Any] | None:
+        """One transcript's metadata (times, organizer), or None while Graph says 404."""
+
+        async def get(sdk: Any) -> dict[str, Any]:
+            builder = sdk.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(
+                meeting_id
+            )
+            return as_json(await builder.transcripts.by_call_transcript_id(transcript_id).get())
+
+        try:
+            return self.client.call("reading the transcript's metadata", get)
+        except GraphNotFound:
+            return None
+
     def transcript_content(
         self, organizer_id: str, meeting_id: str, transcript_id: str
     ) -> str | None:
