@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
+from typing import Any
 
-from ingest import registry
+from ingest import registry, subscriptions
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import ALICE, meeting, scenario
 
@@ -28,3 +31,28 @@ class TestEnsureOnEmulator:
             again = stack.ensure_subscriptions()
             assert {r["action"] for r in again} == {"kept"}
             assert {s.id for s in registry.load_all(stack.conn)} == set(held)
+
+
+class TestCommand:
+    """`subscriptions ensure|list|delete --json` print one document; list never shows secrets."""
+
+    def test_cli_flow(self, redis_url: str, tmp_path: Path, capsys: Any) -> None:
+        with Stack(scenario(meeting("m1")), redis_url, tmp_path) as stack:
+
+            def run(action: str) -> dict[str, Any]:
+                capsys.readouterr()
+                assert subscriptions.run(argparse.Namespace(action=action, json=True),
+                                         stack.settings) == 0  # fmt: skip
+                out = capsys.readouterr().out.strip().splitlines()[-1]
+                doc: dict[str, Any] = json.loads(out)
+                return doc
+
+            created = run("ensure")["subscriptions"]
+            assert {r["action"] for r in created} == {"created"}
+            listed = run("list")
+            states = [s.client_state for s in registry.load_all(stack.conn)]
+            assert all(state not in json.dumps(listed) for state in states)
+            assert all(row["in_graph"] for row in listed["subscriptions"])
+            assert len(run("delete")["subscriptions"]) == 2
+            assert stack.control("subscriptions")["value"] == []
+            assert registry.load_all(stack.conn) == []
