@@ -20,6 +20,7 @@ from workers import handoff
 from workers.context import WorkerContext, current
 from workers.ledger import Ledger
 from workers.pipeline import Pipeline
+from workers.validation import TokenChecker
 
 log = structlog.get_logger("workers.jobs")
 
@@ -34,8 +35,11 @@ def pipeline(context: WorkerContext | None = None) -> Pipeline:
 
         return GraphApi(graph_client(ctx))
 
+    def tokens() -> TokenChecker:
+        return ctx.resource("validation_tokens", lambda c: TokenChecker(c.settings))
+
     queue = Queue(ctx.settings.queue, connection=ctx.redis, serializer=JSONSerializer)
-    return Pipeline(ctx.redis, ctx.settings, graph, queue)
+    return Pipeline(ctx.redis, ctx.settings, graph, queue, tokens=tokens)
 
 
 def handle_notification(payload: dict[str, Any]) -> dict[str, str]:

@@ -34,6 +34,7 @@ from workers import handoff, participants, policy_config, resolve, rich, transcr
 from workers.graph.errors import GraphNotFound
 from workers.ledger import SETTLED, Ledger, meeting_key
 from workers.meeting import ResolvedMeeting, ResolvedParticipant
+from workers.validation import TokenChecker
 
 log = structlog.get_logger("workers.pipeline")
 
@@ -74,8 +75,10 @@ class Pipeline:
         graph: Callable[[], GraphReader],
         queue: Queue,
         clock: Callable[[], float] = time.time,
+        tokens: Callable[[], TokenChecker] | None = None,
     ) -> None:
         self.conn = conn
+        self.tokens = tokens or (lambda: TokenChecker(settings))
         self.settings = settings
         self._graph = graph
         self.queue = queue
@@ -236,12 +239,16 @@ class Pipeline:
             return self._transcript_stage(key)
 
     def _organizer(self, payload: Mapping[str, Any], om_id: str) -> tuple[str | None, str]:
-        """The meeting's organizer: from the resource path, else the rich notification's
-        HMAC-checked data, else the online meeting id (an undocumented format)."""
+        """The meeting's organizer: from the resource path, else the rich notification's data
+        (its validation tokens and HMAC checked), else the online meeting id (an undocumented
+        format)."""
         named = payload["ids"].get("organizerId")
         if named:
             return str(named), "resource"
         try:
+            tokens = payload.get("validationTokens")
+            if payload.get("encryptedContent") and tokens:
+                self.tokens().check(tokens)
             hint = rich.organizer_hint(payload, self.settings.graph_encryption_key_path, om_id)
         except BadInput as exc:
             log.warning("rich_data_rejected", reason=str(exc))

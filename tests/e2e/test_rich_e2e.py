@@ -16,10 +16,25 @@ from workers.ledger import Ledger
 class TestRichTenantWide:
     """A tenant-wide transcript notification names no organizer: the HMAC-checked data does."""
 
+    @pytest.mark.parametrize(
+        ("publisher", "source"),
+        [(None, "encrypted content"), ("11111111-2222-3333-4444-555555555555", "meeting id")],
+    )
     def test_organizer_from_encrypted_content(
-        self, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self,
+        redis_url: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        publisher: str | None,
+        source: str,
     ) -> None:
+        """Genuine validation tokens: the data is used; a token another app published: the
+        data is ignored (the organizer comes from the meeting id instead)."""
         monkeypatch.setattr("workers.salesforce.stage.push", lambda m: {"meeting": "a01"})
+        if publisher is not None:
+            from emulators.graph import tokens
+
+            monkeypatch.setattr(tokens, "CHANGE_TRACKING_APP_ID", publisher)
         cert, key = make_cert(tmp_path)
         settings = {"tenant_wide_transcripts": True, "graph_encryption_cert_path": cert,
                     "graph_encryption_key_path": key}  # fmt: skip
@@ -41,6 +56,6 @@ class TestRichTenantWide:
 
             assert stack.work(lambda: state().get("outcome") == "pushed", 30), state()
             sources = {e.get("organizer_from") for e in ledger.events(ledger.find(om) or "")}
-            assert sources == {"encrypted content", None}
+            assert sources == {source, None}
             assert state()["reason"] == "external_participants"
             assert stack.stats()["transcript_content_downloads"] == {"m1": 1}
