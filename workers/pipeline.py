@@ -194,6 +194,11 @@ class Pipeline:
                 if not self._needs_transcript(key):
                     return self._summary(key, "already handled")
                 return self._transcript_stage(key)
+            if attendance is None:
+                # Without the attendance report this path knows nobody who joined: deciding now
+                # could call a meeting "solo". The callRecord path (or a retry) decides instead.
+                self.ledger.event(key, "no attendance report yet: left to the callRecord")
+                raise UpstreamTransient(f"meeting {key}: no attendance report to decide on yet")
             self.ledger.update(key, start=start, end=end)
             organizer = resolve.meeting_organizer(meeting, organizer_id)
             org, joined = participants.merge(organizer, (), attendance, meeting)

@@ -39,6 +39,7 @@ class FakeMeeting:
     transcript_404s: int = 0  # content answers 404 this many times first
     listed_after: int = 0  # the transcript list is empty this many times first
     series: str | None = None  # occurrences of one recurring series share meeting and link
+    report: bool = True  # whether an attendance report exists
 
     @property
     def call_record_id(self) -> str:
@@ -121,7 +122,7 @@ class FakeGraph:
         self.requests["attendanceReports"] += 1
         self._count("attendanceReport")
         m = self._occurrence(meeting_id, start)
-        if m is None:
+        if m is None or not m.report:
             return None
         records = [
             {

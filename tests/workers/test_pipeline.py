@@ -369,3 +369,23 @@ class TestRecurringSeries:
 
 VTT_1 = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n<v Alice Adams>Week one.</v>\n"
 VTT_2 = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n<v Alice Adams>Week two.</v>\n"
+
+
+class TestNoAttendanceReport:
+    """Without an attendance report the transcript path does not decide (it could not know who
+    joined); the callRecord path decides, and the transcript is still fetched once."""
+
+    def test_left_to_call_record(self, world: Any) -> None:
+        from ingest.exceptions import UpstreamTransient
+
+        m = external_meeting(report=False)
+        pipe, graph, _ = world(m)
+        with pytest.raises(UpstreamTransient):
+            pipe.on_transcript(tr_payload(m))
+        key = pipe.ledger.find(m.online_meeting_id)
+        assert key is not None and "decision" not in pipe.ledger.meeting(key)
+        assert pipe.on_call_record(cr_payload(m))["meeting_key"] == key
+        state = pipe.ledger.meeting(key)
+        assert (state["reason"], state["stage"]) == ("external_participants", "ready")
+        assert pipe.on_transcript(tr_payload(m))["action"] == "already handled"
+        assert graph.served[m.key] == 1
