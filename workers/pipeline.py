@@ -176,37 +176,55 @@ class Pipeline:
         if meeting is None:
             raise GraphNotFound(f"online meeting of transcript {tid} is not readable (404)")
         attendance = self.api.attendance(organizer_id, om_id, t_start, t_end)
+        # The transcript names its call: with the callRecord this path sees the same people,
+        # times and ids as the callRecord path, so both write the same records.
+        facts = self._call_record_of(listed)
         a_start, a_end = resolve.attendance_times(attendance)
-        start = a_start or t_start or resolve.parse_time(meeting.get("startDateTime"))
-        end = a_end or t_end or resolve.parse_time(meeting.get("endDateTime"))
+        start = (facts.start if facts else None) or a_start or t_start
+        start = start or resolve.parse_time(meeting.get("startDateTime"))
+        end = (facts.end if facts else None) or a_end or t_end
+        end = end or resolve.parse_time(meeting.get("endDateTime"))
         day = resolve.day(start)
         url = resolve.occurrence(meeting.get("joinWebUrl") or None, day)
-        key = self.ledger.claim(
-            [("tr", tid), ("om", resolve.occurrence(om_id, day)), ("url", url)],
-            resolve.online_meeting_key(om_id, day),
-        )
+        aliases = [("tr", tid), ("om", resolve.occurrence(om_id, day)), ("url", url)]
+        if facts is not None:
+            aliases.append(("cr", facts.call_record_id))
+        key = self.ledger.claim(aliases, resolve.online_meeting_key(om_id, day))
         self.ledger.point("om", om_id, key)
         with self._lock(key):
             self.ledger.event(key, "transcript notification", organizer_from=source)
+            if facts is not None:
+                self._note_facts(key, facts, "(read for the transcript)")
             self._note_meeting(key, meeting, organizer_id)
             self.ledger.update(key, transcript_id=self._tid(key, tid))
             if self._decided(key):
                 if not self._needs_transcript(key):
                     return self._summary(key, "already handled")
                 return self._transcript_stage(key)
-            if attendance is None:
+            if attendance is None and facts is None:
                 # Without the attendance report this path knows nobody who joined: deciding now
                 # could call a meeting "solo". The callRecord path (or a retry) decides instead.
                 self.ledger.event(key, "no attendance report yet: left to the callRecord")
                 raise UpstreamTransient(f"meeting {key}: no attendance report to decide on yet")
             self.ledger.update(key, start=start, end=end)
             organizer = resolve.meeting_organizer(meeting, organizer_id)
-            org, joined = participants.merge(organizer, (), attendance, meeting)
+            if facts is not None and facts.organizer is not None:
+                organizer = facts.organizer
+            joined = facts.joined if facts is not None else ()
+            org, joined = participants.merge(organizer, joined, attendance, meeting)
             decision = self._decide(org, joined, start, end)
             self._record_decision(key, decision)
             if not decision.eligible:
                 return self._settle(key, "skipped", decision.explain())
             return self._transcript_stage(key)
+
+    def _call_record_of(self, transcript: Mapping[str, Any]) -> resolve.CallRecordFacts | None:
+        """The callRecord of the transcript's call (`callId`), or None while Graph has none."""
+        call_id = str(transcript.get("callId") or "").lower()
+        if not call_id:
+            return None
+        record = self.api.call_record(call_id)
+        return resolve.from_call_record(record) if record else None
 
     def _transcript_of_known(self, key: str, tid: str) -> dict[str, str]:
         """A transcript notification for a meeting already decided."""

@@ -176,3 +176,16 @@ class TestDefaultScenario:
     def test_progress_on_stderr(self, plain: Any) -> None:
         _, _, stderr = plain
         assert "meetings settled" in stderr
+
+
+class TestChaos:
+    """Under faults, duplicates, an expired session and a killed worker: the same records."""
+
+    def test_same_records(self, plain: Any, tmp_path: Path) -> None:
+        doc, dump, _ = plain
+        chaos_doc, chaos_dump, stderr = run_demo(tmp_path, "--chaos")
+        assert "killing worker1" in stderr
+        assert [(m["id"], m["outcome"]) for m in chaos_doc["meetings"]] == [
+            (m["id"], m["outcome"]) for m in doc["meetings"]
+        ]
+        assert normalise(chaos_dump) == normalise(dump)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from rq import Queue
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
@@ -74,17 +75,34 @@ class TestEveryReason:
         # transcript: 4 on the callRecord path + the transcript's metadata on the other.
         cases = {
             "short": (meeting("short", seconds=30, transcript=None), "too_short", "skipped", 1),
-            "bobs": (meeting("bobs", organizer="bob@contoso.com", transcript=None),
-                     "recorder_not_eci_user", "skipped", 1),
-            "rival": (meeting("rival", people=[ALICE, CAROL, {"email": "eve@rival.com"}]),
-                      "excluded_participant", "skipped", 5),
-            "ext": (meeting("ext", people=[ALICE, CAROL, {"phone": "+14255550100"},
-                                           {"guest": "Visitor"}]),
-                    "external_participants", "pushed", 8),
+            "bobs": (
+                meeting("bobs", organizer="bob@contoso.com", transcript=None),
+                "recorder_not_eci_user",
+                "skipped",
+                1,
+            ),
+            "rival": (
+                meeting("rival", people=[ALICE, CAROL, {"email": "eve@rival.com"}]),
+                "excluded_participant",
+                "skipped",
+                5,
+            ),
+            "ext": (
+                meeting(
+                    "ext", people=[ALICE, CAROL, {"phone": "+14255550100"}, {"guest": "Visitor"}]
+                ),
+                "external_participants",
+                "pushed",
+                8,
+            ),
             "solo": (meeting("solo", people=[ALICE]), "solo_eci_user", "pushed", 8),
-            "inside": (meeting("inside", people=[ALICE, dan]), "no_external_participants",
-                       "skipped", 5),
-        }  # fmt: skip
+            "inside": (
+                meeting("inside", people=[ALICE, dan]),
+                "no_external_participants",
+                "skipped",
+                5,
+            ),
+        }
         doc = scenario(*(c[0] for c in cases.values()))
         with Stack(doc, redis_url, tmp_path, policy_file=policy) as stack:
             stack.ensure_subscriptions()
@@ -105,8 +123,10 @@ class TestEveryReason:
     def test_ruled_out_by_call_record_costs_one_request(
         self, redis_url: str, tmp_path: Path, pushed: list[str]
     ) -> None:
-        doc = scenario(meeting("short", seconds=30, transcript=None),
-                       meeting("bobs", organizer="bob@contoso.com"))  # fmt: skip
+        doc = scenario(
+            meeting("short", seconds=30, transcript=None),
+            meeting("bobs", organizer="bob@contoso.com"),
+        )
         with Stack(doc, redis_url, tmp_path) as stack:
             stack.ensure_subscriptions()
             for mid in ("short", "bobs"):
@@ -157,8 +177,9 @@ class TestConvergence:
             # receiver's redelivery window (so it reaches the worker), and the meeting re-played.
             queue = Queue("ingest", connection=stack.conn, serializer=JSONSerializer)
             done = FinishedJobRegistry(queue=queue).get_job_ids()
-            notified = [Job.fetch(j, connection=stack.conn, serializer=JSONSerializer)
-                        for j in done]  # fmt: skip
+            notified = [
+                Job.fetch(j, connection=stack.conn, serializer=JSONSerializer) for j in done
+            ]
             again = [j.args[0] for j in notified if j.func_name.endswith("handle_notification")]
             assert {p["kind"] for p in again} == {"callRecords", "transcripts"}
             for payload in again:
@@ -184,7 +205,10 @@ class TestConvergence:
                 time.sleep(0.05)
             jobs = queue.get_jobs()
             assert sorted(j.description.split()[0] for j in jobs) == [
-                "callRecords", "callRecords", "transcripts"]  # fmt: skip
+                "callRecords",
+                "callRecords",
+                "transcripts",
+            ]
             transcript_job = next(j for j in jobs if j.description.startswith("transcripts"))
             queue.remove(transcript_job)
             queue.enqueue_job(transcript_job, at_front=True)
@@ -286,3 +310,43 @@ class TestForbidden:
             assert FailedJobRegistry(queue=queue).count == 0
             assert ScheduledJobRegistry(queue=queue).count == 0  # no retry scheduled
             assert pushed == []
+
+
+class TestSameHandOffEitherOrder:
+    """Transcript first or callRecord first, Salesforce receives the same meeting: the same ids,
+    times and participant keys (a dial-in included)."""
+
+    def _hand_off(
+        self, order: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> Any:
+        got: list[Any] = []
+
+        def push(resolved: Any) -> dict[str, str]:
+            got.append(resolved)
+            return {"meeting": "a01000"}
+
+        monkeypatch.setattr("workers.salesforce.stage.push", push)
+        redis.Redis.from_url(redis_url).flushdb()  # each order on an empty ledger
+        people = [ALICE, CAROL, {"phone": "+14255550100"}, {"guest": "Visitor"}]
+        with Stack(scenario(meeting("m1", people=people)), redis_url, tmp_path / order) as stack:
+            stack.ensure_subscriptions()
+            queue = Queue("ingest", connection=stack.conn, serializer=JSONSerializer)
+            stack.play("m1")
+            deadline = time.monotonic() + 10
+            while queue.count < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            first = next(j for j in queue.get_jobs() if j.description.startswith(order))
+            queue.remove(first)
+            queue.enqueue_job(first, at_front=True)
+            settle(stack, "m1")
+            assert len(got) == 1
+            assert got[0].call_record_id == stack.world.call_record_id("m1")
+            return got[0]
+
+    def test_same_meeting(
+        self, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        by_transcript = self._hand_off("transcripts", redis_url, tmp_path, monkeypatch)
+        by_call_record = self._hand_off("callRecords", redis_url, tmp_path, monkeypatch)
+        assert by_transcript == by_call_record
+        assert len(by_transcript.participants) == 4
