@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from ingest import connect
 from ingest.enqueue import Enqueuer
 from ingest.metrics import ReceiverMetrics
 from ingest.notifications import Drop, Item, canonical_item, validate_canonical
@@ -189,10 +190,6 @@ async def metrics_view(request: web.Request) -> web.Response:
     return resp
 
 
-async def not_built(request: web.Request) -> web.Response:
-    return _plain(501, "the connect flow is not available in this version")
-
-
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id for every log line of this request; time and count the request."""
@@ -252,8 +249,7 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
     app.cleanup_ctx.append(redis_ctx)
     app.router.add_post("/graph/notifications", notification_handler("notifications"))
     app.router.add_post("/graph/lifecycle", notification_handler("lifecycle"))
-    app.router.add_get("/auth/connect", not_built)
-    app.router.add_get("/auth/callback", not_built)
+    connect.add_routes(app, SETTINGS)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
