@@ -72,6 +72,8 @@ _COMMANDS = {
     "users": "ingest.users",
     "subscriptions": "ingest.subscriptions",
     "explain": "ingest.explain",
+    "clock": "ingest.clock",
+    "backfill": "ingest.backfill",
 }
 
 

@@ -35,3 +35,14 @@ GRAPH_TIMEOUT_SECONDS = 30.0  # per Graph request (the SDK's own default is 100 
 CALL_RECORDS_MAX_MINUTES = 4230  # subscription lifetimes (reference/graph.md §2)
 TRANSCRIPTS_MAX_MINUTES = 4320
 SUBSCRIPTION_MARGIN_MINUTES = 15  # ask a little under the maximum
+
+# The clock (ingest/clock.py): renewal, reconciliation, health.
+CLOCK_TICK_SECONDS = 5.0  # how often the clock wakes up to see what is due
+CLOCK_LOCK_TTL_SECONDS = 30.0  # the leader lock's lifetime; the leader extends it every third
+RENEW_INTERVAL_SECONDS = 600.0  # how often subscriptions are checked (renewed when past half)
+RECONCILE_INTERVAL_SECONDS = 900.0  # how often callRecords are listed for missed meetings
+# Each listing reaches this far behind the watermark: a long meeting's record appears only
+# after it ends, up to 150 min later (reference/graph.md §2), with a start long before.
+RECONCILE_OVERLAP_SECONDS = 6 * 3600.0
+CALL_RECORDS_RETENTION_DAYS = 30  # Graph keeps callRecords 30 days (reference/graph.md §8)
+HEALTH_EXPIRY_WARNING_SECONDS = 3600  # a subscription this close to expiry is unhealthy

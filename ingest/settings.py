@@ -97,6 +97,32 @@ def _str(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name, "").strip() or None
 
 
+def _clock_settings(env: Mapping[str, str]) -> dict[str, float]:
+    """The clock's intervals; the lock must outlive a tick so that a leader keeps it."""
+    tick = _float(env, "INGEST_CLOCK_TICK_SECONDS", defaults.CLOCK_TICK_SECONDS, 0.05)
+    ttl = _float(env, "INGEST_CLOCK_LOCK_TTL_SECONDS", defaults.CLOCK_LOCK_TTL_SECONDS, 1)
+    if ttl < 3 * tick:
+        raise ConfigurationError(
+            "INGEST_CLOCK_LOCK_TTL_SECONDS", "must be at least 3 x INGEST_CLOCK_TICK_SECONDS"
+        )
+    overlap = _float(env, "INGEST_RECONCILE_OVERLAP_SECONDS", defaults.RECONCILE_OVERLAP_SECONDS, 0)
+    if overlap > defaults.CALL_RECORDS_RETENTION_DAYS * 86400:
+        raise ConfigurationError(
+            "INGEST_RECONCILE_OVERLAP_SECONDS", "must not exceed 30 days (callRecords' retention)"
+        )
+    return {
+        "clock_tick_seconds": tick,
+        "clock_lock_ttl_seconds": ttl,
+        "renew_interval_seconds": _float(
+            env, "INGEST_RENEW_INTERVAL_SECONDS", defaults.RENEW_INTERVAL_SECONDS, 1
+        ),
+        "reconcile_interval_seconds": _float(
+            env, "INGEST_RECONCILE_INTERVAL_SECONDS", defaults.RECONCILE_INTERVAL_SECONDS, 1
+        ),
+        "reconcile_overlap_seconds": overlap,
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, validated; secrets are hidden from repr."""
@@ -135,6 +161,12 @@ class Settings:
     transcript_first_interval_seconds: float = defaults.TRANSCRIPT_FIRST_INTERVAL_SECONDS
     tenant_wide_transcripts: bool = False
     graph_timeout_seconds: float = defaults.GRAPH_TIMEOUT_SECONDS
+
+    clock_tick_seconds: float = defaults.CLOCK_TICK_SECONDS
+    clock_lock_ttl_seconds: float = defaults.CLOCK_LOCK_TTL_SECONDS
+    renew_interval_seconds: float = defaults.RENEW_INTERVAL_SECONDS
+    reconcile_interval_seconds: float = defaults.RECONCILE_INTERVAL_SECONDS
+    reconcile_overlap_seconds: float = defaults.RECONCILE_OVERLAP_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -206,6 +238,7 @@ class Settings:
             graph_timeout_seconds=_float(
                 env, "INGEST_GRAPH_TIMEOUT_SECONDS", defaults.GRAPH_TIMEOUT_SECONDS, 1
             ),
+            **_clock_settings(env),
         )
 
     def require_graph(self) -> None:

@@ -25,6 +25,8 @@ from ingest import defaults
 
 PREFIX = f"{defaults.KEY_PREFIX}:ledger"
 OUTCOMES_KEY = f"{PREFIX}:outcomes"
+# subscription id -> when its last notification was handled (health: ingest/health.py).
+SUBSCRIPTION_SEEN_KEY = f"{PREFIX}:subscription_seen"
 OUTCOMES = ("pushed", "skipped", "no_transcript", "failed")
 SETTLED = frozenset({"pushed", "skipped", "no_transcript"})
 MAX_EVENTS = 200
@@ -112,6 +114,9 @@ class Ledger:
                 "status": "received",
             })  # fmt: skip
             pipe.hincrby(key, "notifications", 1)
+            sub_id = str(payload.get("subscriptionId") or "")
+            if sub_id and payload.get("source") != "reconciliation":
+                pipe.hset(SUBSCRIPTION_SEEN_KEY, sub_id, now)
             pipe.hgetall(key)
             entry = pipe.execute()[-1]
         return _decode(entry)

@@ -1,0 +1,194 @@
+"""Reconciliation: callRecords Graph lists that no notification announced go through the same jobs.
+
+Graph sends no `missed` events for callRecords (DESIGN §5.4). The clock lists callRecords
+started since a watermark (minus an overlap: a long meeting's record appears only after it
+ends) and enqueues `workers.jobs.handle_notification` with the receiver's callRecord payload
+for each one the ledger does not know. `ingest backfill` uses the same path for the past.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from ingest import defaults, health, logs
+from ingest.settings import Settings
+
+WATERMARK_KEY = f"{defaults.KEY_PREFIX}:reconcile:watermark"
+_ENQUEUED = f"{defaults.KEY_PREFIX}:reconcile:enqueued"  # + callRecord id: enqueued lately
+ENQUEUED_TTL_SECONDS = 6 * 3600  # a record enqueued by a pass is not enqueued again meanwhile
+# A record whose call ended this recently is left to its notification (it usually arrives
+# within 15 minutes); the overlap brings it back in a later pass.
+GRACE_SECONDS = 900
+JOB = "workers.jobs.handle_notification"
+
+log = logs.get_logger("ingest.reconcile")
+
+
+class CallRecordLister(Protocol):
+    """Lists callRecords started at or after a time (CallRecords below; fakes in tests)."""
+
+    def since(self, start: datetime) -> Iterator[dict[str, Any]]: ...
+
+
+def graph_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if "." in text:  # Graph writes 7 fractional digits; Python reads at most 6
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class CallRecords:
+    """`GET /communications/callRecords?$filter=startDateTime ge …`, every page, over msgraph."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def since(self, start: datetime) -> Iterator[dict[str, Any]]:
+        from workers.graph.client import as_json
+
+        base = self.client.settings.graph_base_url
+        url: str | None = f"{base}/communications/callRecords?$filter=" + quote(
+            f"startDateTime ge {graph_time(start)}", safe=":"
+        )
+        while url:
+            link = url
+
+            async def get(sdk: Any, link: str = link) -> dict[str, Any]:
+                return as_json(await sdk.communications.call_records.with_url(link).get())
+
+            page = self.client.call("listing callRecords", get)
+            yield from page.get("value") or []
+            url = page.get("@odata.nextLink")
+
+
+@dataclass
+class Counts:
+    """What one pass or backfill saw: listed, already known, enqueued."""
+
+    found: int = 0
+    known: int = 0
+    enqueued: int = 0
+    recent: int = 0  # left to their notification this time
+
+    def line(self) -> str:
+        return f"found {self.found}, already known {self.known}, enqueued {self.enqueued}"
+
+
+def payload(call_record_id: str, tenant_id: str, now: datetime) -> dict[str, Any]:
+    """A job argument shaped like the receiver's callRecord payload (ingest/notifications.py)."""
+    cr_id = call_record_id.lower()
+    return {
+        "subscriptionId": "",
+        "tenantId": tenant_id,
+        "changeType": "created",
+        "resource": f"communications/callRecords/{cr_id}",
+        "ids": {"callRecordId": cr_id},
+        "kind": "callRecords",
+        "receivedAt": now.isoformat(),
+        "source": "reconciliation",
+    }
+
+
+class Reconciler:
+    """Enqueues the callRecords the ledger does not know, once each."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        conn: redis.Redis,
+        lister: CallRecordLister,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        from workers.ledger import Ledger
+
+        self.settings = settings
+        self.conn = conn
+        self.lister = lister
+        self.clock = clock
+        self.ledger = Ledger(conn)
+        self.queue = Queue(settings.queue, connection=conn, serializer=JSONSerializer)
+
+    def sweep(
+        self,
+        start: datetime,
+        grace_s: float = GRACE_SECONDS,
+        progress: Callable[[Counts], None] | None = None,
+    ) -> Counts:
+        """List callRecords started since `start`; enqueue each one nobody has handled."""
+        counts = Counts()
+        now = self.clock()
+        for record in self.lister.since(start):
+            cr_id = str(record.get("id") or "").lower()
+            if not cr_id:
+                continue
+            counts.found += 1
+            if self._known(cr_id):
+                counts.known += 1
+            else:
+                ended = _parse(record.get("endDateTime"))
+                if grace_s and ended is not None and (now - ended).total_seconds() < grace_s:
+                    counts.recent += 1
+                elif self._enqueue(cr_id, now):
+                    counts.enqueued += 1
+                else:
+                    counts.known += 1  # enqueued by an earlier pass, not handled yet
+            if progress is not None and counts.found % 50 == 0:
+                progress(counts)
+        return counts
+
+    def _known(self, cr_id: str) -> bool:
+        """Handled (the ledger leads to a meeting) or announced (a notification arrived)."""
+        return self.ledger.find(cr_id) is not None or bool(
+            self.ledger.resource("callRecords", cr_id)
+        )
+
+    def _enqueue(self, cr_id: str, now: datetime) -> bool:
+        from ingest.enqueue import job_options
+
+        if not self.conn.set(f"{_ENQUEUED}:{cr_id}", "1", nx=True, ex=ENQUEUED_TTL_SECONDS):
+            return False
+        body = payload(cr_id, (self.settings.graph_tenant_id or "").lower(), now)
+        job = self.queue.create_job(JOB, args=[body], job_id=f"r-{cr_id}",
+                                    description=f"callRecords reconciliation {cr_id}",
+                                    **job_options())  # fmt: skip
+        self.queue.enqueue_job(job)
+        return True
+
+    def run_pass(self) -> Counts:
+        """One reconciliation pass from the stored watermark; the watermark moves on only
+        after the whole listing went through (a failed pass is repeated whole next time)."""
+        now = self.clock()
+        raw = self.conn.get(WATERMARK_KEY)
+        mark = _parse(raw.decode()) if isinstance(raw, bytes) else None
+        overlap = timedelta(seconds=self.settings.reconcile_overlap_seconds)
+        start = (mark or now) - overlap
+        oldest = now - timedelta(days=defaults.CALL_RECORDS_RETENTION_DAYS)
+        counts = self.sweep(max(start, oldest))
+        self.conn.set(WATERMARK_KEY, now.isoformat())
+        health.reconciled(self.conn, watermark=now.isoformat(), found=counts.found,
+                          known=counts.known, enqueued=counts.enqueued,
+                          missed=counts.enqueued, last_error="")  # fmt: skip
+        if counts.enqueued:
+            log.warning("subscription_health_warning", reason="reconciliation found meetings "
+                        "no notification announced", missed=counts.enqueued)  # fmt: skip
+        return counts
