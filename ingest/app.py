@@ -7,12 +7,14 @@ and the enqueue script).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
@@ -21,6 +23,7 @@ from redis.exceptions import RedisError
 
 from ingest import connect
 from ingest.enqueue import Enqueuer
+from ingest.health import HealthCollector
 from ingest.metrics import ReceiverMetrics
 from ingest.notifications import Drop, Item, canonical_item, validate_canonical
 from ingest.registry import RegistryCache
@@ -184,7 +187,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
-    data = generate_latest(request.app[METRICS].registry)
+    # In a thread: the health gauges read Redis synchronously at scrape time.
+    data = await asyncio.to_thread(generate_latest, request.app[METRICS].registry)
     resp = web.Response(body=data)
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp
@@ -229,6 +233,9 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
     app[SETTINGS] = settings
     app[METRICS] = metrics or ReceiverMetrics()
     app[REGISTRY] = RegistryCache()
+    health_conn = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0,
+                                       socket_connect_timeout=0.5)  # fmt: skip
+    app[METRICS].watch_health(HealthCollector(health_conn))
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         conn = aioredis.Redis.from_url(
@@ -245,6 +252,7 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
         app[ENQUEUER] = Enqueuer(conn, settings.queue, settings.dedupe_ttl_seconds, version)
         yield
         await conn.aclose()
+        health_conn.close()
 
     app.cleanup_ctx.append(redis_ctx)
     app.router.add_post("/graph/notifications", notification_handler("notifications"))

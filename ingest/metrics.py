@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -47,6 +48,14 @@ class ReceiverMetrics:
             "ingest_subscriptions_known", "Subscriptions in the receiver's registry copy",
             registry=r,
         )  # fmt: skip
+
+        self._health: Collector | None = None
+
+    def watch_health(self, collector: Collector) -> None:
+        """Add the subscription health gauges read from Redis at scrape time (once)."""
+        if self._health is None:
+            self.registry.register(collector)
+            self._health = collector
 
     def received_on(self, endpoint: str) -> Counter:
         return self._child(self.received, endpoint)

@@ -12,7 +12,7 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from ingest import registry
+from ingest import health, registry
 from ingest.exceptions import UpstreamTransient
 from ingest.settings import Settings
 from workers.ledger import Ledger
@@ -31,9 +31,13 @@ def collect(settings: Settings, conn: redis.Redis) -> dict[str, Any]:
     queue = Queue(settings.queue, connection=conn, serializer=JSONSerializer)
     now = datetime.now(UTC)
     subs = []
+    checks = {h["id"]: h for h in health.subscriptions(conn, now)}
     for sub in registry.load_all(conn):
         entry = sub.public()
         entry["expires_in_seconds"] = _expires_in(sub.expires_at, now)
+        check = checks.get(sub.id, {})
+        for name in ("last_notification", "last_renewal", "last_error", "warnings"):
+            entry[name] = check.get(name)
         subs.append(entry)
     return {
         "queues": {settings.queue: queue.count},
@@ -42,6 +46,8 @@ def collect(settings: Settings, conn: redis.Redis) -> dict[str, Any]:
         "scheduled": ScheduledJobRegistry(queue=queue).count,  # type: ignore[no-untyped-call]
         "subscriptions": subs,
         "meetings": Ledger(conn).outcome_counts(),
+        "reconciliation": health.reconciliation(conn),
+        "health_warnings": health.warnings(conn, now),
     }
 
 
@@ -55,6 +61,19 @@ def render(doc: dict[str, Any]) -> str:
         left = sub["expires_in_seconds"]
         expiry = "unknown expiry" if left is None else f"expires in {left // 60} min"
         lines.append(f"  {sub['id']}  {sub['resource']}  {expiry}")
+        lines.append(
+            f"    last notification {sub.get('last_notification') or 'never'}, "
+            f"last renewal {sub.get('last_renewal') or 'never'}"
+            + (f", last error: {sub['last_error']}" if sub.get("last_error") else "")
+        )
+    rec = doc.get("reconciliation") or {}
+    if rec.get("at"):
+        lines.append(
+            f"reconciliation: {rec['at']}: found {rec.get('found', 0)}, "
+            f"enqueued {rec.get('enqueued', 0)}"
+            + (f", last error: {rec['last_error']}" if rec.get("last_error") else "")
+        )
+    lines += [f"WARNING: {w}" for w in doc.get("health_warnings") or []]
     lines.append("meetings: " + ", ".join(f"{k} {v}" for k, v in doc["meetings"].items()))
     return "\n".join(lines)
 
