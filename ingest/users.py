@@ -54,6 +54,8 @@ def remove(conn: redis.Redis, email_or_id: str) -> EciUser | None:
     user = find(conn, email_or_id)
     if user is not None:
         conn.hdel(USERS_KEY, user.id.lower())
+        # A connected user's delegated tokens (ingest/vault.py) go with them.
+        conn.delete(f"{defaults.KEY_PREFIX}:tokens:{user.id.lower()}")
     return user
 
 

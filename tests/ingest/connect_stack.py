@@ -14,6 +14,7 @@ import httpx
 import redis
 from aiohttp import web
 
+from emulators.graph.options import GraphOptions
 from emulators.tls import client_context
 from ingest import registry, users, vault
 from ingest.app import create_app
@@ -73,8 +74,10 @@ class Stack:
 
 
 @contextmanager
-def running(tmp: Path, redis_url: str, **changes: Any) -> Iterator[Stack]:
-    bg, graph = start_emulator(tmp / "ca")
+def running(
+    tmp: Path, redis_url: str, options: GraphOptions | None = None, **changes: Any
+) -> Iterator[Stack]:
+    bg, graph = start_emulator(tmp / "ca", options=options)
     port = free_port()
     fields: dict[str, Any] = {
         "redis_url": redis_url,

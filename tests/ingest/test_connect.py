@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from ingest import connect, oauth, vault
+from ingest import connect, oauth, users, vault
 from ingest.app import create_app
 from ingest.settings import Settings
 
@@ -72,6 +72,16 @@ class TestVault:
         assert vault.load_token_cache(redis_conn, v, "abc-1") == '{"AccessToken": {}}'
         assert vault.delete_token_cache(redis_conn, "abc-1") is True
         assert vault.load_token_cache(redis_conn, v, "abc-1") is None
+
+
+class TestRemoveForgetsTokens:
+    """Removing a user from the registry (`ingest users remove`) also drops their tokens."""
+
+    def test_remove(self, redis_conn: redis.Redis) -> None:
+        users.add(redis_conn, users.EciUser(id="u-1", upn="u@contoso.com", source="connect"))
+        vault.save_token_cache(redis_conn, vault.token_cache_vault(KEY), "u-1", "{}")
+        assert users.remove(redis_conn, "u@contoso.com") is not None
+        assert redis_conn.exists("ingest:tokens:u-1") == 0
 
 
 class TestScopes:

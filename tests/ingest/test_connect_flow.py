@@ -12,7 +12,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from ingest import oauth, users
-from tests.emulators.graph_harness import ALICE, BOB, TENANT
+from tests.emulators.graph_harness import ALICE, BOB, TENANT, fast_options
+from tests.emulators.test_graph_identity import make_client_cert
 from tests.ingest.connect_stack import Stack, running
 
 # msgraph's generated builders warn as they are first imported (not ours); the subscription
@@ -106,6 +107,20 @@ class TestConnect:
         assert {u.id for u in users.all_users(stack.conn)} == {ALICE, BOB}
         assert len(stack.transcript_subscriptions(ALICE)[1]) == 1
         assert len(stack.transcript_subscriptions(BOB)[1]) == 1
+
+
+class TestCertificate:
+    """With GRAPH_CLIENT_CERTIFICATE_PATH instead of a secret, msal signs a client assertion."""
+
+    def test_connect_with_certificate(self, tmp_path: Path, redis_url: str) -> None:
+        cert = make_client_cert(tmp_path / "client")
+        options = fast_options(client_certificate=cert)
+        changes = {"graph_client_secret": None, "graph_client_certificate_path": cert}
+        with running(tmp_path, redis_url, options, **changes) as stack:
+            with stack.client() as c:
+                page = stack.sign_in(c)
+            assert page.status_code == 200 and "Connected" in page.text, page.text
+            assert stack.stored_cache()[1] is not None
 
 
 class TestRefusals:
