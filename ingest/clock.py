@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -144,13 +146,13 @@ class Clock:
             log.error("clock_redis_unavailable", error=type(exc).__name__)
             leading = False
         if leading != self.leading:
-            log.info("clock_leader" if leading else "clock_follower", token=self.lock.token[:8])
+            log.info("clock_leader" if leading else "clock_follower", pid=os.getpid())
             self.leading = leading
             self._due = dict.fromkeys(self.tasks, 0.0)  # a new leader runs everything first
         if not leading:
             return
         for name, (interval, work) in self.tasks.items():
-            if self.stop.is_set() or monotonic < self._due[name]:
+            if self.stop.is_set() or not self.leading or monotonic < self._due[name]:
                 continue
             self._due[name] = monotonic + interval
             self._run(name, work)
@@ -172,14 +174,29 @@ class Clock:
         for line in health.warnings(self.conn):
             log.warning("subscription_health_warning", warning=line)
 
-    def run(self) -> None:
-        import time
+    def keep_lock(self) -> None:
+        """Extend the lock every third of its lifetime while leading, even in a long pass."""
+        while not self.stop.wait(self.lock.ttl_ms / 3000):
+            if not self.leading:
+                continue
+            try:
+                held = self.lock.hold()
+            except redis.RedisError:
+                held = False
+            if not held:
+                self.leading = False  # the pass in flight ends; no new one starts
+                log.warning("clock_lock_lost")
 
+    def run(self) -> None:
+        keeper = threading.Thread(target=self.keep_lock, name="clock-lock", daemon=True)
+        keeper.start()
         try:
             while not self.stop.is_set():
                 self.tick(time.monotonic())
                 self.stop.wait(self.settings.clock_tick_seconds)
         finally:
+            self.stop.set()
+            keeper.join(5)
             with contextlib.suppress(redis.RedisError):  # it lapses on its own
                 self.lock.release()
             log.info("clock_stopped")
