@@ -192,8 +192,8 @@ class Flow:
         body = (
             f"<p><strong>{html.escape(user.name or user.upn)}</strong> "
             f"({html.escape(user.upn)}) is connected.</p>"
-            "<p>Transcripts of the Teams meetings you organise with external participants will "
-            f"be brought into Salesforce. Recordings stay on Teams.</p><p>{note}</p>"
+            "<p>Transcripts of the Teams meetings you organise with people outside your company "
+            f"will be brought into Salesforce. Recordings stay on Teams.</p><p>{note}</p>"
             '<form method="post" action="/auth/disconnect"><button>Disconnect</button></form>'
         )
         resp = page("Connected", body)
