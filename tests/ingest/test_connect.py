@@ -216,6 +216,19 @@ class TestNotConfigured:
         )
 
 
+class TestUnreachable:
+    """An identity service that cannot be reached gives a readable 502 page, not a 500."""
+
+    async def test_connect(self, settings: Settings) -> None:
+        down = replace(configured(settings), graph_authority="https://127.0.0.1:9")
+        async with TestClient(TestServer(create_app(down))) as c:
+            with capture_logs() as logs:
+                resp = await c.get("/auth/connect", allow_redirects=False)
+            text = await resp.text()
+        assert resp.status == 502 and "unreachable" in text and "Traceback" not in text
+        assert any(e["event"] == "connect_start_failed" for e in logs)
+
+
 class TestPage:
     """Pages are small HTML documents that escape their title and forbid framing."""
 

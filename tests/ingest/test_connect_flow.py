@@ -11,7 +11,8 @@ import msal
 import pytest
 from structlog.testing import capture_logs
 
-from ingest import oauth, users
+from ingest import oauth, subscriptions, users
+from ingest.exceptions import UpstreamTransient
 from tests.emulators.graph_harness import ALICE, BOB, TENANT, fast_options
 from tests.emulators.test_graph_identity import make_client_cert
 from tests.ingest.connect_stack import Stack, running
@@ -98,6 +99,19 @@ class TestConnect:
         assert users.find(stack.conn, ALICE) is None
         assert stack.stored_cache() == (None, None)
         assert stack.transcript_subscriptions() == ([], [])
+
+    def test_subscription_failure_still_connects(
+        self, stack: Stack, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def refuse(self: object) -> None:
+            raise UpstreamTransient("Graph is down")
+
+        monkeypatch.setattr(subscriptions.Manager, "ensure", refuse)
+        with stack.client() as c, capture_logs() as logs:
+            page = stack.sign_in(c)
+        assert page.status_code == 200 and "could not be created" in page.text
+        assert users.find(stack.conn, ALICE) is not None and stack.stored_cache()[1]
+        assert any(e["event"] == "connect_subscription_failed" for e in logs)
 
     def test_second_user_keeps_the_first(self, stack: Stack) -> None:
         with stack.client() as c:
