@@ -7,7 +7,6 @@ event loop with asyncio.to_thread.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -35,7 +34,6 @@ DELEGATED_SCOPES = (
     "OnlineMeetingTranscript.Read.All",
     "User.Read",
 )
-OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 MSAL_SCOPES = [*DELEGATED_SCOPES, "email"]
 FLOW_KEYS = ("state", "redirect_uri", "scope", "code_verifier", "nonce", "claims_challenge")
 
@@ -217,7 +215,3 @@ def disconnect(settings: Settings, user_id: str) -> users.EciUser | None:
         conn.close()
     log.info("user_disconnected", user_id=user_id.lower(), known=gone is not None)
     return gone
-
-
-def flow_json(flow: dict[str, Any]) -> bytes:
-    return json.dumps({k: flow.get(k) for k in FLOW_KEYS}, separators=(",", ":")).encode()
