@@ -206,12 +206,13 @@ def build(settings: Settings, conn: redis.Redis, graph_client: Any,
           now: Callable[[], datetime] = lambda: datetime.now(UTC),
           stop: threading.Event | None = None) -> Clock:  # fmt: skip
     """A Clock with the renewal and reconciliation passes over one Graph client."""
-    from ingest.reconcile import CallRecords, Reconciler
+    from ingest.reconcile import CallRecords, Reconciler, TranscriptDelta
     from ingest.subscriptions import GraphSubscriptions, Manager
 
     manager = Manager(settings, conn, GraphSubscriptions(settings, graph_client), clock=now)
     renewer = Renewer(conn, manager, now)
-    reconciler = Reconciler(settings, conn, CallRecords(graph_client), clock=now)
+    reconciler = Reconciler(settings, conn, CallRecords(graph_client), clock=now,
+                            transcripts=TranscriptDelta(graph_client, conn))  # fmt: skip
 
     def reconcile() -> dict[str, Any]:
         counts = reconciler.run_pass()

@@ -8,6 +8,7 @@ for each one the ledger does not know. `ingest backfill` uses the same path for 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from ingest import defaults, health, logs
 from ingest.settings import Settings
 
 WATERMARK_KEY = f"{defaults.KEY_PREFIX}:reconcile:watermark"
+DELTA_KEY = f"{defaults.KEY_PREFIX}:reconcile:transcripts-delta"  # + user id: the deltaLink
 _ENQUEUED = f"{defaults.KEY_PREFIX}:reconcile:enqueued"  # + callRecord id: enqueued lately
 ENQUEUED_TTL_SECONDS = 6 * 3600  # a record enqueued by a pass is not enqueued again meanwhile
 # A record whose call ended this recently is left to its notification (it usually arrives
@@ -81,6 +83,47 @@ class CallRecords:
             url = page.get("@odata.nextLink")
 
 
+class TranscriptDelta:
+    """`GET /users/{id}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{id}',
+    startDateTime=…)/delta`, every page; the deltaLink is kept per user in Redis."""
+
+    def __init__(self, client: Any, conn: redis.Redis) -> None:
+        self.client = client
+        self.conn = conn
+
+    def changes(self, user_id: str, start: datetime) -> Iterator[dict[str, Any]]:
+        from workers.graph.client import as_json
+
+        key = f"{DELTA_KEY}:{user_id}"
+        stored = self.conn.get(key)
+        base = self.client.settings.graph_base_url
+        url: str | None = stored.decode() if isinstance(stored, bytes) else (
+            f"{base}/users/{user_id}/onlineMeetings/getAllTranscripts("
+            f"meetingOrganizerUserId='{user_id}',startDateTime={graph_time(start)})/delta"
+        )  # fmt: skip
+        delta_link = None
+        items: list[dict[str, Any]] = []
+        while url:
+            link = url
+
+            async def get(sdk: Any, link: str = link) -> dict[str, Any]:
+                meetings = sdk.users.by_user_id(user_id).online_meetings
+                builder = meetings.get_all_transcriptsmeeting_organizer_user_id_meeting_organizer_user_id_with_start_date_time_with_end_date_time  # noqa: E501
+                return as_json(await builder.with_url(link).get())
+
+            try:
+                page = self.client.call(f"listing the transcripts of {user_id}", get)
+            except Exception:
+                self.conn.delete(key)  # an expired delta token: start over next pass
+                raise
+            items += page.get("value") or []
+            url = page.get("@odata.nextLink")
+            delta_link = page.get("@odata.deltaLink") or delta_link
+        yield from items
+        if delta_link:  # only once every page went through
+            self.conn.set(key, str(delta_link))
+
+
 @dataclass
 class Counts:
     """What one pass or backfill saw: listed, already known, enqueued."""
@@ -109,6 +152,29 @@ def payload(call_record_id: str, tenant_id: str, now: datetime) -> dict[str, Any
     }
 
 
+def _job_id(resource_id: str) -> str:
+    """RQ job ids allow letters, digits, '-' and '_' only: transcript ids are base64."""
+    return "r-" + hashlib.sha256(resource_id.encode()).hexdigest()[:40]
+
+
+def transcript_payload(
+    user_id: str, meeting_id: str, transcript_id: str, tenant_id: str, now: datetime
+) -> dict[str, Any]:
+    """A job argument shaped like the receiver's transcript payload."""
+    return {
+        "subscriptionId": "",
+        "tenantId": tenant_id,
+        "changeType": "created",
+        "resource": (
+            f"users/{user_id}/onlineMeetings('{meeting_id}')/transcripts('{transcript_id}')"
+        ),
+        "ids": {"meetingId": meeting_id, "transcriptId": transcript_id, "organizerId": user_id},
+        "kind": "transcripts",
+        "receivedAt": now.isoformat(),
+        "source": "reconciliation",
+    }
+
+
 class Reconciler:
     """Enqueues the callRecords the ledger does not know, once each."""
 
@@ -118,6 +184,7 @@ class Reconciler:
         conn: redis.Redis,
         lister: CallRecordLister,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        transcripts: TranscriptDelta | None = None,
     ) -> None:
         from workers.ledger import Ledger
 
@@ -125,6 +192,7 @@ class Reconciler:
         self.conn = conn
         self.lister = lister
         self.clock = clock
+        self.transcripts = transcripts
         self.ledger = Ledger(conn)
         self.queue = Queue(settings.queue, connection=conn, serializer=JSONSerializer)
 
@@ -162,17 +230,46 @@ class Reconciler:
             self.ledger.resource("callRecords", cr_id)
         )
 
-    def _enqueue(self, cr_id: str, now: datetime) -> bool:
+    def _enqueue(self, cr_id: str, now: datetime, body: dict[str, Any] | None = None) -> bool:
         from ingest.enqueue import job_options
 
         if not self.conn.set(f"{_ENQUEUED}:{cr_id}", "1", nx=True, ex=ENQUEUED_TTL_SECONDS):
             return False
-        body = payload(cr_id, (self.settings.graph_tenant_id or "").lower(), now)
-        job = self.queue.create_job(JOB, args=[body], job_id=f"r-{cr_id}",
-                                    description=f"callRecords reconciliation {cr_id}",
+        body = body or payload(cr_id, (self.settings.graph_tenant_id or "").lower(), now)
+        job = self.queue.create_job(JOB, args=[body], job_id=_job_id(cr_id),
+                                    description=f"{body['kind']} reconciliation",
                                     **job_options())  # fmt: skip
         self.queue.enqueue_job(job)
         return True
+
+    def sweep_transcripts(self, start: datetime) -> Counts:
+        """Each ECI user's new transcripts (delta) whose meeting nobody has handled or queued."""
+        from ingest import users
+
+        counts = Counts()
+        if self.transcripts is None:
+            return counts
+        now = self.clock()
+        tenant = (self.settings.graph_tenant_id or "").lower()
+        for user in users.all_users(self.conn):
+            for item in self.transcripts.changes(user.id, start):
+                tid, om_id = str(item.get("id") or ""), str(item.get("meetingId") or "")
+                if not tid or not om_id:
+                    continue
+                counts.found += 1
+                call_id = str(item.get("callId") or "").lower()
+                handled = self.ledger.alias("tr", tid) or self.ledger.resource("transcripts", tid)
+                # The callRecord path (queued by this pass or handled) fetches it too.
+                if handled or (call_id and (self._known(call_id) or self.conn.exists(
+                        f"{_ENQUEUED}:{call_id}"))):  # fmt: skip
+                    counts.known += 1
+                    continue
+                body = transcript_payload(user.id, om_id, tid, tenant, now)
+                if self._enqueue(f"tr-{tid}", now, body):
+                    counts.enqueued += 1
+                else:
+                    counts.known += 1
+        return counts
 
     def run_pass(self) -> Counts:
         """One reconciliation pass from the stored watermark; the watermark moves on only
@@ -184,6 +281,10 @@ class Reconciler:
         start = (mark or now) - overlap
         oldest = now - timedelta(days=defaults.CALL_RECORDS_RETENTION_DAYS)
         counts = self.sweep(max(start, oldest))
+        more = self.sweep_transcripts(max(start, oldest))
+        counts.found += more.found
+        counts.known += more.known
+        counts.enqueued += more.enqueued
         self.conn.set(WATERMARK_KEY, now.isoformat())
         health.reconciled(self.conn, watermark=now.isoformat(), found=counts.found,
                           known=counts.known, enqueued=counts.enqueued,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ingest import backfill, clock, health, registry
-from ingest.reconcile import CallRecords, Reconciler
+from ingest.reconcile import CallRecords, Reconciler, TranscriptDelta
 from ingest.subscriptions import GraphSubscriptions
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import meeting, scenario
@@ -39,7 +39,9 @@ def pushed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 def outcome(stack: Stack, mid: str) -> str | None:
     ledger = Ledger(stack.conn)
-    key = ledger.find(stack.world.call_record_id(mid))
+    key = ledger.find(stack.world.call_record_id(mid)) or ledger.find(
+        stack.world.online_meeting_id(mid)
+    )
     return ledger.meeting(key).get("outcome") if key else None
 
 
@@ -124,6 +126,39 @@ class TestReconciliation:
             finally:
                 client.close()
             assert health.reconciliation(stack.conn)["missed"] == 0
+
+
+class NoCallRecords:
+    """A callRecords listing that finds nothing: only the transcript delta can help."""
+
+    def since(self, start: datetime) -> Iterator[dict[str, Any]]:
+        return iter(())
+
+
+class TestTranscriptDelta:
+    """The getAllTranscripts delta of each ECI user finds transcripts no notification announced."""
+
+    def test_delta_brings_transcripts(
+        self, redis_url: str, tmp_path: Path, pushed: list[str]
+    ) -> None:
+        with Stack(two_meetings(), redis_url, tmp_path,
+                   reconcile_overlap_seconds=OVERLAP) as stack:  # fmt: skip
+            stack.set_faults(drop_rate=1.0)
+            stack.play()
+            client = GraphClient(stack.settings)
+            try:
+                delta = TranscriptDelta(client, stack.conn)
+                work = Reconciler(stack.settings, stack.conn, NoCallRecords(), transcripts=delta)
+                first = work.run_pass()
+                assert (first.found, first.enqueued) == (
+                    1,
+                    1,
+                )  # Alice's meeting; Bob is no ECI user
+                assert stack.work(lambda: outcome(stack, "m1") == "pushed")
+                assert work.run_pass().found == 0  # the delta link: nothing new since
+            finally:
+                client.close()
+            assert len(pushed) == 1
 
 
 class TestBackfill:
