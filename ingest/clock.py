@@ -78,7 +78,9 @@ class Renewer:
         counts = {"renewed": 0, "created": 0, "failed": 0, "kept": 0}
         listed = {str(s["id"]) for s in self.manager.api.list()}
         now = self.clock()
-        for sub in registry.load_all(self.conn):
+        subs = registry.load_all(self.conn)
+        before = {s.id for s in subs}
+        for sub in subs:
             if sub.id not in listed:
                 continue  # gone from Graph: ensure() below forgets it and creates a new one
             lifetime = timedelta(minutes=LIFETIMES.get(sub.kind, 60))
@@ -99,11 +101,12 @@ class Renewer:
             if row.get("action") == "renewed":
                 health.renewed(self.conn, sub.id)
                 counts["renewed"] += 1
-        for row in self.manager.ensure():
-            if row.get("action") == "created":
-                health.renewed(self.conn, str(row["id"]))
-                counts["created"] += 1
-        health.forget_others(self.conn, {s.id for s in registry.load_all(self.conn)})
+        self.manager.ensure()
+        held = {s.id for s in registry.load_all(self.conn)}
+        for sub_id in held - before:  # re-created here or by renew_one on a 404
+            health.renewed(self.conn, sub_id)
+            counts["created"] += 1
+        health.forget_others(self.conn, held)
         return counts
 
 

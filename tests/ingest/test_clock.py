@@ -13,7 +13,7 @@ import redis
 from ingest import health, registry
 from ingest.clock import LOCK_KEY, Clock, LeaderLock, Renewer
 from ingest.settings import Settings
-from ingest.subscriptions import Manager
+from ingest.subscriptions import Manager, NotFound
 from tests.ingest.test_subscriptions import PUBLIC, FakeSubscriptions
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -140,6 +140,23 @@ class TestRenewer:
         assert work.run_pass()["created"] == 1
         fresh = registry.load_all(redis_conn)[0]
         assert fresh.id != old.id and fresh.id in api.items
+
+    def test_recreates_on_404(self, settings: Settings, redis_conn: redis.Redis, now: Now) -> None:
+        api = FakeSubscriptions()
+        work = renewer(settings, redis_conn, api, now)
+        work.run_pass()
+        old = registry.load_all(redis_conn)[0]
+
+        def gone(subscription_id: str, expires: datetime) -> dict[str, Any]:
+            api.items.pop(subscription_id)  # Graph dropped it after listing it
+            raise NotFound(subscription_id)
+
+        api.update = gone  # type: ignore[method-assign]
+        now.at = START + timedelta(minutes=3000)
+        assert work.run_pass()["created"] == 1
+        fresh = registry.load_all(redis_conn)[0]
+        assert fresh.id != old.id and fresh.id in api.items
+        assert health.subscriptions(redis_conn)[0]["last_renewal"]
 
     def test_failures_in_a_row_warn(
         self, settings: Settings, redis_conn: redis.Redis, now: Now
