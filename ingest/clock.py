@@ -76,18 +76,20 @@ class Renewer:
         from ingest.subscriptions import NotFound
 
         counts = {"renewed": 0, "created": 0, "failed": 0, "kept": 0}
-        listed = {str(s["id"]) for s in self.manager.api.list()}
         now = self.clock()
         subs = registry.load_all(self.conn)
         before = {s.id for s in subs}
-        for sub in subs:
+        due = [s for s in subs if self._due(s, now)]
+        try:
+            listed = {str(s["id"]) for s in self.manager.api.list()}
+        except Exception as exc:  # Graph unreachable: each due subscription missed a renewal
+            for sub in due:
+                health.renewal_failed(self.conn, sub.id, _reason(exc))
+            raise
+        counts["kept"] = len(subs) - len(due)
+        for sub in due:
             if sub.id not in listed:
                 continue  # gone from Graph: ensure() below forgets it and creates a new one
-            lifetime = timedelta(minutes=LIFETIMES.get(sub.kind, 60))
-            left = _until(sub.expires_at, now)
-            if left is not None and left > lifetime / 2:
-                counts["kept"] += 1
-                continue
             try:
                 row = self.manager.renew_one(sub.id)
             except NotFound:
@@ -108,6 +110,12 @@ class Renewer:
             counts["created"] += 1
         health.forget_others(self.conn, held)
         return counts
+
+    @staticmethod
+    def _due(sub: registry.Subscription, now: datetime) -> bool:
+        """Past half its lifetime (or of unknown expiry): renew it now."""
+        left = _until(sub.expires_at, now)
+        return left is None or left <= timedelta(minutes=LIFETIMES.get(sub.kind, 60)) / 2
 
 
 def _until(expires_at: str, now: datetime) -> timedelta | None:
@@ -170,11 +178,17 @@ class Clock:
         except Exception as exc:  # the clock outlives one failed pass
             log.error("clock_pass_failed", task=name, error=_reason(exc))
             if name == "reconcile":
-                health.reconciled(self.conn, last_error=_reason(exc))
+                with contextlib.suppress(redis.RedisError):
+                    health.reconciled(self.conn, last_error=_reason(exc))
             return
         self.passes[name] += 1
         log.info("clock_pass", task=name, **result)
-        for line in health.warnings(self.conn):
+        try:
+            lines = health.warnings(self.conn)
+        except redis.RedisError as exc:
+            log.error("clock_redis_unavailable", error=type(exc).__name__)
+            return
+        for line in lines:
             log.warning("subscription_health_warning", warning=line)
 
     def keep_lock(self) -> None:

@@ -178,6 +178,26 @@ class TestRenewer:
         assert any("expires within 1 h" in w for w in entry["warnings"])
         assert any("failed 2 times" in w for w in health.warnings(redis_conn, now.at))
 
+    def test_graph_down_counts_for_due_ones(
+        self, settings: Settings, redis_conn: redis.Redis, now: Now
+    ) -> None:
+        api = FakeSubscriptions()
+        work = renewer(settings, redis_conn, api, now)
+        work.run_pass()
+
+        def down() -> list[dict[str, Any]]:
+            raise RuntimeError("connection refused")
+
+        api.list = down  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            work.run_pass()  # not due yet: nothing counted
+        assert health.subscriptions(redis_conn)[0]["renewal_failures"] == 0
+        now.at = START + timedelta(minutes=3000)
+        for _ in range(2):
+            with pytest.raises(RuntimeError):
+                work.run_pass()
+        assert health.subscriptions(redis_conn, now.at)[0]["renewal_failures"] == 2
+
 
 class TestSettings:
     """The clock's intervals are validated: the lock must outlive three ticks."""
