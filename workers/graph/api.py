@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingest.exceptions import UpstreamPermanent
-from workers.graph.client import GraphClient, as_json
+from workers.graph.client import GraphClient, get_json
 from workers.graph.errors import GraphNotFound
 
 MAX_PAGES = 50  # participants_v2 pages hold 130; 50 pages is far beyond any meeting
@@ -61,15 +61,13 @@ class GraphApi:
 
         async def get(sdk: Any) -> dict[str, Any]:
             item = sdk.communications.call_records.by_call_record_id(call_record_id)
-            record = as_json(
-                await item.get(request_configuration=_config(expand=["participants_v2"]))
-            )
+            record = await get_json(sdk, item, _config(expand=["participants_v2"]))
             link = record.pop("participants_v2@odata.nextLink", None)
             people = list(record.get("participants_v2") or [])
             for _ in range(MAX_PAGES):
                 if not link:
                     break
-                page = as_json(await item.participants_v2.with_url(link).get())
+                page = await get_json(sdk, item.participants_v2.with_url(link))
                 people.extend(page.get("value") or [])
                 link = page.get("@odata.nextLink")
             record["participants_v2"] = people
@@ -87,10 +85,7 @@ class GraphApi:
 
         async def get(sdk: Any) -> dict[str, Any]:
             builder = sdk.users.by_user_id(organizer_id).online_meetings
-            found = await builder.get(
-                request_configuration=_config(filter=f"JoinWebUrl eq '{escaped}'")
-            )
-            return as_json(found)
+            return await get_json(sdk, builder, _config(filter=f"JoinWebUrl eq '{escaped}'"))
 
         try:
             page = self.client.call("finding the online meeting by joinWebUrl", get)
@@ -102,7 +97,7 @@ class GraphApi:
     def meeting(self, organizer_id: str, meeting_id: str) -> dict[str, Any] | None:
         async def get(sdk: Any) -> dict[str, Any]:
             builder = sdk.users.by_user_id(organizer_id).online_meetings
-            return as_json(await builder.by_online_meeting_id(meeting_id).get())
+            return await get_json(sdk, builder.by_online_meeting_id(meeting_id))
 
         try:
             return self.client.call("reading the online meeting", get)
@@ -124,7 +119,7 @@ class GraphApi:
             )
 
         async def listing(sdk: Any) -> dict[str, Any]:
-            return as_json(await meeting_builder(sdk).attendance_reports.get())
+            return await get_json(sdk, meeting_builder(sdk).attendance_reports)
 
         try:
             reports = self.client.call("listing attendance reports", listing).get("value") or []
@@ -139,9 +134,7 @@ class GraphApi:
             builder = meeting_builder(sdk).attendance_reports.by_meeting_attendance_report_id(
                 report_id
             )
-            return as_json(
-                await builder.get(request_configuration=_config(expand=["attendanceRecords"]))
-            )
+            return await get_json(sdk, builder, _config(expand=["attendanceRecords"]))
 
         try:
             return self.client.call("reading the attendance report", one)
@@ -154,7 +147,7 @@ class GraphApi:
             builder = sdk.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(
                 meeting_id
             )
-            return as_json(await builder.transcripts.get())
+            return await get_json(sdk, builder.transcripts)
 
         try:
             return list(self.client.call("listing transcripts", get).get("value") or [])
@@ -170,7 +163,7 @@ class GraphApi:
             builder = sdk.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(
                 meeting_id
             )
-            return as_json(await builder.transcripts.by_call_transcript_id(transcript_id).get())
+            return await get_json(sdk, builder.transcripts.by_call_transcript_id(transcript_id))
 
         try:
             return self.client.call("reading the transcript's metadata", get)
@@ -204,7 +197,7 @@ class GraphApi:
     def user(self, upn_or_id: str) -> dict[str, Any] | None:
         async def get(sdk: Any) -> dict[str, Any]:
             config = _config(select=["id", "userPrincipalName", "displayName", "mail"])
-            return as_json(await sdk.users.by_user_id(upn_or_id).get(request_configuration=config))
+            return await get_json(sdk, sdk.users.by_user_id(upn_or_id), config)
 
         try:
             return self.client.call(f"reading user {upn_or_id}", get)
@@ -215,7 +208,7 @@ class GraphApi:
         """The tenant's verified domains (`GET /organization`)."""
 
         async def get(sdk: Any) -> dict[str, Any]:
-            return as_json(await sdk.organization.get())
+            return await get_json(sdk, sdk.organization)
 
         orgs = self.client.call("reading the organization's domains", get).get("value") or []
         names = [
