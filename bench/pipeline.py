@@ -223,6 +223,8 @@ def main() -> int:
         progress(f"no-op: {NOOPS} jobs")
         noop_rate = bench.noop(NOOPS)
         memory = memory_mb(pid)
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        memory["children"] = sum(memory_mb(int(c)).get("VmRSS", 0.0) for c in children)
         report(zero, slow_phase, single, latencies, noop_rate, memory, captured, total)
         progress(f"done in {time.monotonic() - started:.0f} s")
     finally:
@@ -279,7 +281,12 @@ def report(
             f"{per_graph:.0f} Graph x {GRAPH_MS} + {per_sf:.0f} SF x {SF_MS}",
         ),
         ("  median / serial sum", f"{median / serial:.2f}", f"<= {GOAL_LATENCY_RATIO:g}"),
-        ("worker peak RSS (VmHWM)", f"{memory['VmHWM']:.0f} MB", f"<= {GOAL_RSS_MB:g} MB"),
+        (
+            "worker peak RSS (VmHWM)",
+            f"{memory['VmHWM']:.0f} MB",
+            f"<= {GOAL_RSS_MB:g} MB; RQ's forked scheduler {memory['children']:.0f} MB RSS "
+            "(pages shared with the worker)",
+        ),
         ("RQ no-op jobs/s, same worker", f"{noop_rate:.0f}", ""),
         ("  meetings/s / no-op jobs/s", f"{zero.rate / noop_rate:.3f}", ""),
         (
