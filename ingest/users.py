@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -118,5 +119,31 @@ def _run(args: argparse.Namespace, settings: Settings, conn: redis.Redis) -> int
         doc = {"users": [asdict(u) for u in users]}
         rows = [f"{u.upn:<40} {u.id}  {u.source:<8} {u.name}" for u in users]
         text = "\n".join(rows) if rows else "no ECI users"
+    if action in ("add", "remove"):
+        changed = _sync_subscriptions(settings, conn)
+        if changed is not None:
+            doc["subscriptions"] = changed
+            text += "".join(f"\n{r['action']} subscription {r['resource']}" for r in changed)
     print(json.dumps(doc) if args.json else text)
     return 0
+
+
+def _sync_subscriptions(settings: Settings, conn: redis.Redis) -> list[dict[str, Any]] | None:
+    """Create the added user's transcript subscription, or delete the removed user's, now
+    (the clock would do it on its next pass). Needs INGEST_PUBLIC_URL; without it nothing
+    changes and `ingest subscriptions ensure` does it later."""
+    if not settings.public_url:
+        print(
+            "ingest users: INGEST_PUBLIC_URL is not set; run `ingest subscriptions ensure` "
+            "to bring the transcript subscriptions in line",
+            file=sys.stderr,
+        )
+        return None
+    from ingest.subscriptions import GraphSubscriptions, Manager
+
+    api = GraphSubscriptions(settings)
+    try:
+        report = Manager(settings, conn, api).ensure()
+    finally:
+        api.close()
+    return [r for r in report if r.get("action") in ("created", "deleted")]

@@ -33,6 +33,45 @@ class TestUsersAdd:
             assert "GET /v1.0/users/{uid}" in stack.stats()["requests"]
 
 
+class TestUsersSubscriptions:
+    """Adding an ECI user creates their transcript subscription at once; removing deletes it."""
+
+    def test_add_then_remove(self, redis_url: str, tmp_path: Path, capsys: Any) -> None:
+        from ingest import registry
+        from ingest.subscriptions import GraphSubscriptions
+
+        with Stack(scenario(meeting("m1")), redis_url, tmp_path) as stack:
+            stack.ensure_subscriptions()
+            bob = f"users/{BOB}/onlineMeetings/getAllTranscripts"
+            bob_key = bob.lower()
+
+            def in_graph() -> set[str]:
+                api = GraphSubscriptions(stack.settings)
+                try:
+                    return {str(s["resource"]).lower() for s in api.list()}
+                finally:
+                    api.close()
+
+            assert bob_key not in in_graph()
+            args = argparse.Namespace(action="add", email="bob@contoso.com", json=True)
+            assert users.run(args, stack.settings) == 0
+            doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+            assert [(r["action"], r["resource"]) for r in doc["subscriptions"]] == [
+                ("created", bob)
+            ]
+            assert bob_key in in_graph()
+            assert bob in {s.resource for s in registry.load_all(stack.conn)}
+
+            args = argparse.Namespace(action="remove", email="bob@contoso.com", json=True)
+            assert users.run(args, stack.settings) == 0
+            doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+            assert [(r["action"], r["resource"]) for r in doc["subscriptions"]] == [
+                ("deleted", bob)
+            ]
+            assert bob_key not in in_graph()
+            assert bob not in {s.resource for s in registry.load_all(stack.conn)}
+
+
 class TestTenantDomains:
     """Without INTERNAL_DOMAINS the tenant's verified domains (GET /organization) are used once."""
 
