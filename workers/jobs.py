@@ -26,14 +26,16 @@ log = structlog.get_logger("workers.jobs")
 
 
 def pipeline(context: WorkerContext | None = None) -> Pipeline:
-    """The pipeline on the process's context: its Redis, settings and Graph client."""
+    """The pipeline on the process's context: its Redis, settings and Graph clients (the app's,
+    and connected organizers' delegated ones)."""
     ctx = context or current()
 
     def graph() -> Any:
         from workers.graph.api import GraphApi
         from workers.graph.client import graph as graph_client
+        from workers.graph.delegated import resolver
 
-        return GraphApi(graph_client(ctx))
+        return GraphApi(graph_client(ctx), resolver(ctx))
 
     def tokens() -> TokenChecker:
         return ctx.resource("validation_tokens", lambda c: TokenChecker(c.settings))

@@ -11,6 +11,7 @@ from emulators.graph.errors import GraphHTTPError
 from emulators.graph.tokens import TokenError, TokenIssuer
 
 ISSUER_KEY = web.AppKey("graph_token_issuer", TokenIssuer)
+CALLER_KIND = web.RequestKey("graph_caller_kind", str)  # "app" or "delegated", for the stats
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ def caller(request: web.Request) -> Caller:
         claims = request.app[ISSUER_KEY].verify(token.strip())
     except TokenError as exc:
         raise _unauthorized(str(exc)) from None
-    return caller_from_claims(claims)
+    who = caller_from_claims(claims)
+    request[CALLER_KIND] = "app" if who.is_app else "delegated"
+    return who
 
 
 def require_app_role(request: web.Request, role: str) -> Caller:

@@ -7,7 +7,7 @@ Every method is one request unless it says otherwise; page sizes and filters liv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,10 +50,28 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 class GraphApi:
-    """The pipeline's view of Graph: resources as JSON, 404 as None where absence is normal."""
+    """The pipeline's view of Graph: resources as JSON, 404 as None where absence is normal.
 
-    def __init__(self, client: GraphClient) -> None:
+    `delegated(organizer_id)` gives a connected organizer's own client (DESIGN §6): their
+    meetings, attendance and transcripts are read with it; everything else with the app's.
+    """
+
+    def __init__(
+        self,
+        client: GraphClient,
+        delegated: Callable[[str], GraphClient | None] | None = None,
+    ) -> None:
         self.client = client
+        self._delegated = delegated
+        self._chosen: dict[str, GraphClient] = {}
+
+    def client_for(self, organizer_id: str) -> GraphClient:
+        """The organizer's delegated client, else the app's; chosen once per GraphApi (a job)."""
+        key = organizer_id.lower()
+        if key not in self._chosen:
+            mine = self._delegated(organizer_id) if self._delegated is not None else None
+            self._chosen[key] = mine or self.client
+        return self._chosen[key]
 
     # callRecords -------------------------------------------------------------------------
     def call_record(self, call_record_id: str) -> dict[str, Any] | None:
@@ -88,7 +106,9 @@ class GraphApi:
             return await get_json(sdk, builder, _config(filter=f"JoinWebUrl eq '{escaped}'"))
 
         try:
-            page = self.client.call("finding the online meeting by joinWebUrl", get)
+            page = self.client_for(organizer_id).call(
+                "finding the online meeting by joinWebUrl", get
+            )
         except GraphNotFound:
             return None
         meetings = page.get("value") or []
@@ -100,7 +120,7 @@ class GraphApi:
             return await get_json(sdk, builder.by_online_meeting_id(meeting_id))
 
         try:
-            return self.client.call("reading the online meeting", get)
+            return self.client_for(organizer_id).call("reading the online meeting", get)
         except GraphNotFound:
             return None
 
@@ -122,7 +142,12 @@ class GraphApi:
             return await get_json(sdk, meeting_builder(sdk).attendance_reports)
 
         try:
-            reports = self.client.call("listing attendance reports", listing).get("value") or []
+            reports = (
+                self.client_for(organizer_id)
+                .call("listing attendance reports", listing)
+                .get("value")
+                or []
+            )
         except GraphNotFound:
             return None
         chosen = _pick_report(reports, start, end)
@@ -137,7 +162,7 @@ class GraphApi:
             return await get_json(sdk, builder, _config(expand=["attendanceRecords"]))
 
         try:
-            return self.client.call("reading the attendance report", one)
+            return self.client_for(organizer_id).call("reading the attendance report", one)
         except GraphNotFound:
             return None
 
@@ -150,7 +175,9 @@ class GraphApi:
             return await get_json(sdk, builder.transcripts)
 
         try:
-            return list(self.client.call("listing transcripts", get).get("value") or [])
+            return list(
+                self.client_for(organizer_id).call("listing transcripts", get).get("value") or []
+            )
         except GraphNotFound:
             return []
 
@@ -166,7 +193,7 @@ class GraphApi:
             return await get_json(sdk, builder.transcripts.by_call_transcript_id(transcript_id))
 
         try:
-            return self.client.call("reading the transcript's metadata", get)
+            return self.client_for(organizer_id).call("reading the transcript's metadata", get)
         except GraphNotFound:
             return None
 
@@ -186,7 +213,7 @@ class GraphApi:
             return data
 
         try:
-            data = self.client.call("downloading the transcript", get)
+            data = self.client_for(organizer_id).call("downloading the transcript", get)
         except GraphNotFound:
             return None
         if data is None:

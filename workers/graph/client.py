@@ -55,20 +55,41 @@ def _credential(settings: Settings) -> Any:
 
 
 class GraphClient:
-    """One msgraph GraphServiceClient on one event loop; `call` runs a request on it."""
+    """One msgraph GraphServiceClient on one event loop; `call` runs a request on it.
 
-    def __init__(self, settings: Settings) -> None:
+    Without `credential` it signs in as the app; `with_credential` builds a client for other
+    tokens (a connected user's) on the same loop, closed with this one.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        credential: Any = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.settings = settings
         self.timeout = httpx.Timeout(settings.graph_timeout_seconds, connect=10.0)
-        self.loop = asyncio.new_event_loop()
-        self._credential: Any = None
+        self._owns_loop = loop is None
+        self.loop = loop or asyncio.new_event_loop()
+        self._given_credential = credential
+        self._credential: Any = credential
         self._http: httpx.AsyncClient | None = None
+        self._children: list[GraphClient] = []
+        self._closed = False
         self.sdk: Any = None
         try:
             self._build()
         except BaseException:  # a bad setting must not leak the loop
-            self.loop.close()
+            if self._owns_loop:
+                self.loop.close()
             raise
+
+    def with_credential(self, credential: Any) -> GraphClient:
+        """A client on this one's loop whose requests carry `credential`'s tokens; it owns the
+        credential and is closed when this client is."""
+        child = GraphClient(self.settings, credential=credential, loop=self.loop)
+        self._children.append(child)
+        return child
 
     def _build(self) -> None:
         from kiota_authentication_azure.azure_identity_authentication_provider import (
@@ -80,7 +101,8 @@ class GraphClient:
         from msgraph.graph_request_adapter import options as sdk_options
         from msgraph_core import GraphClientFactory
 
-        self._credential = _credential(self.settings)
+        if self._given_credential is None:
+            self._credential = _credential(self.settings)
         verify: ssl.SSLContext | bool = True
         if self.settings.ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(self.settings.ca_bundle))
@@ -128,16 +150,28 @@ class GraphClient:
             self.loop.run_until_complete(self._http.aclose())
             self.loop.run_until_complete(self._pool.aclose())
         self._http = None
-        closer = getattr(self._credential, "close", None)
-        if callable(closer):
-            closer()
+        if self._given_credential is None:  # a given one is kept across a reset
+            _close(self._credential)
 
     def close(self) -> None:
-        """Close the HTTP connections, the credential and the loop."""
-        if self.loop.is_closed():
+        """Close the HTTP connections, the credential, the clients built on this loop and,
+        when this client made it, the loop."""
+        if self._closed:
             return
+        self._closed = True
+        for child in self._children:
+            child.close()
         self._close_transport()
-        self.loop.close()
+        if self._given_credential is not None:
+            _close(self._given_credential)
+        if self._owns_loop:
+            self.loop.close()
+
+
+def _close(credential: Any) -> None:
+    closer = getattr(credential, "close", None)
+    if callable(closer):
+        closer()
 
 
 def as_json(model: Any) -> dict[str, Any]:
