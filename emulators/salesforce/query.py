@@ -32,6 +32,7 @@ class Runner:
     def __init__(self, org: Org, version: str) -> None:
         self.org = org
         self.version = version
+        self._joined: dict[int, set[str]] = {}  # a semi-join's ids, by id() of its Condition
 
     def run(self, text: str, include_deleted: bool = False) -> dict[str, Any]:
         q = parse(text)
@@ -112,6 +113,9 @@ class Runner:
         if not cond.path:
             return
         f = self.resolve(obj, cond.path)
+        if cond.subquery is not None:
+            self.validate_join(obj, f, cond.subquery)
+            return
         if f.type in _UNFILTERABLE:
             raise RequestError(
                 "INVALID_FIELD", f"field '{f.name}' can not be filtered in a query call"
@@ -120,6 +124,41 @@ class Runner:
             raise RequestError("INVALID_FIELD", f"invalid operator on {f.type} field: LIKE")
         for lit in cond.values:
             _check_type(f, lit)
+
+    def validate_join(self, obj: SObject, left: Field, sub: Query) -> None:
+        """Salesforce's semi-join rules: Id or reference on both sides, another object."""
+        inner = self.org.schema.get(sub.sobject)
+        if inner is None:
+            raise RequestError("INVALID_TYPE", f"sObject type '{sub.sobject}' is not supported.")
+        if inner.name == obj.name:
+            raise malformed_query(
+                "The inner and outer selects should not be on the same object type"
+            )
+        right = self.resolve(inner, sub.fields[0])
+        for f, side in ((left, "left"), (right, "selected")):
+            if f.type not in ("id", "reference"):
+                raise malformed_query(
+                    f"semi join sub-selects need an Id or reference {side} field, not {f.name}"
+                )
+        if sub.where is not None:
+            self.validate(inner, sub.where)
+
+    def joined(self, cond: Condition) -> set[str]:
+        """The ids a semi-join's sub-select returns, run once per query."""
+        key = id(cond)
+        if key not in self._joined:
+            sub = cond.subquery
+            assert sub is not None
+            inner = self.org.sobject(sub.sobject)
+            rows = self.org.store.all(inner.name, False)
+            self._joined[key] = {
+                str(v)
+                for r in rows
+                if sub.where is None or self.matches(inner, r, sub.where)
+                for v in [self.value(inner, r, sub.fields[0])]
+                if v
+            }
+        return self._joined[key]
 
     def matches(self, obj: SObject, rec: Record, cond: Condition) -> bool:
         if cond.op == "and":
@@ -130,6 +169,12 @@ class Runner:
             return not self.matches(obj, rec, cond.children[0])
         f = self.resolve(obj, cond.path)
         have = self.value(obj, rec, cond.path)
+        if cond.subquery is not None:
+            # Like NOT IN with values, an anti-join does not keep empty references.
+            if have is None:
+                return False
+            inside = str(have) in self.joined(cond)
+            return inside if cond.op == "in" else not inside
         if cond.op in ("in", "not in"):
             hit = any(_compare(f, have, "=", lit) for lit in cond.values)
             return hit if cond.op == "in" else not hit and have is not None

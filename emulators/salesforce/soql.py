@@ -2,9 +2,12 @@
 
 Supported: SELECT fields (dotted parent paths) or COUNT(); FROM one object; WHERE with
 = != <> < > <= >=, [NOT] IN (...), LIKE, AND/OR/NOT and parentheses (AND and OR are not
-mixed without parentheses, as in SOQL); string, number, true/false, null, date, datetime
-and a few date literals (TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n,
-N_DAYS_AGO:n); ORDER BY with ASC/DESC and NULLS FIRST/LAST; LIMIT; OFFSET.
+mixed without parentheses, as in SOQL); semi-joins and anti-joins `field [NOT] IN (SELECT
+field FROM Object [WHERE ...])` within Salesforce's limits (at most two, never under OR or
+NOT, never nested, one unqualified field selected, no ORDER BY or LIMIT inside); string,
+number, true/false, null, date, datetime and a few date literals (TODAY, YESTERDAY,
+TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n, N_DAYS_AGO:n); ORDER BY with ASC/DESC and NULLS
+FIRST/LAST; LIMIT; OFFSET.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class Condition:
     path: str = ""
     values: tuple[Literal, ...] = ()
     children: tuple[Condition, ...] = ()
+    subquery: Query | None = None  # a semi-join (op "in") or anti-join (op "not in")
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.pos = 0
+        self.joins = 0  # semi- and anti-joins seen in the outer WHERE
+        self.depth = 0  # 1 while parsing a semi-join's sub-select
 
     def peek(self) -> tuple[str, str]:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else ("eof", "")
@@ -164,6 +170,7 @@ class _Parser:
         q = Query(self.ident(), fields, count)
         if self.keyword("WHERE"):
             q.where = self.condition()
+            _check_joins(q.where, under="")
         if self.keyword("ORDER", "BY"):
             q.order = self.order_list()
         if self.keyword("LIMIT"):
@@ -205,10 +212,11 @@ class _Parser:
             self.expect("punct", ")")
             return inner
         path = self.ident()
-        if self.keyword("NOT", "IN"):
-            return Condition("not in", path, self.value_list())
-        if self.keyword("IN"):
-            return Condition("in", path, self.value_list())
+        for words, op in ((("NOT", "IN"), "not in"), (("IN",), "in")):
+            if self.keyword(*words):
+                if [v.upper() for _, v in self.tokens[self.pos : self.pos + 2]] == ["(", "SELECT"]:
+                    return Condition(op, path, subquery=self.subquery())
+                return Condition(op, path, self.value_list())
         if self.keyword("LIKE"):
             value = self.value()
             if value.kind != "string":
@@ -219,14 +227,43 @@ class _Parser:
 
     def value_list(self) -> tuple[Literal, ...]:
         self.expect("punct", "(")
-        if self.peek()[1].upper() == "SELECT":
-            raise malformed_query("semi-join subqueries are not supported by the emulator")
         values = [self.value()]
         while self.peek() == ("punct", ","):
             self.next()
             values.append(self.value())
         self.expect("punct", ")")
         return tuple(values)
+
+    def subquery(self) -> Query:
+        """`(SELECT field FROM Object [WHERE ...])` as Salesforce allows it in a semi-join."""
+        if self.depth:
+            raise malformed_query(
+                "Semi join sub-selects are only allowed at top level WHERE expressions "
+                "and not in other semi join sub-selects"
+            )
+        self.joins += 1
+        if self.joins > 2:
+            raise malformed_query("Maximum of 2 semi join sub-selects are allowed")
+        self.expect("punct", "(")
+        self.expect("word", "SELECT")
+        column = self.ident()
+        if self.peek() == ("punct", ","):
+            raise malformed_query("semi join sub-selects can only select one field")
+        if "." in column or self.peek() == ("punct", "("):
+            raise malformed_query(
+                "The selected field in a semi join sub-select cannot traverse relationships"
+            )
+        self.expect("word", "FROM")
+        sub = Query(self.ident(), [column])
+        if self.keyword("WHERE"):
+            self.depth += 1
+            sub.where = self.condition()
+            self.depth -= 1
+        if self.peek() != ("punct", ")"):
+            # ORDER BY, LIMIT, OFFSET and the rest are refused inside semi-joins
+            raise malformed_query(f"unexpected token: '{self.peek()[1] or 'end of query'}'")
+        self.next()
+        return sub
 
     def value(self) -> Literal:
         kind, text = self.next()
@@ -264,6 +301,18 @@ class _Parser:
             if self.peek() != ("punct", ","):
                 return out
             self.next()
+
+
+def _check_joins(cond: Condition, under: str) -> None:
+    """Salesforce refuses semi- and anti-joins below OR and NOT."""
+    if cond.subquery is not None and under:
+        raise malformed_query(
+            "Semi join sub-selects are not allowed with the 'OR' operator"
+            if under == "or"
+            else "NOT cannot be applied to a semi join sub-select: use NOT IN or IN instead"
+        )
+    for child in cond.children:
+        _check_joins(child, under if cond.op == "and" else under or cond.op)
 
 
 def _unescape(body: str) -> str:

@@ -87,6 +87,59 @@ class TestSoql:
         assert meeting["attributes"]["type"] == "Teams_Meeting__c"
 
 
+class TestSemiJoin:
+    """Semi- and anti-joins answer as Salesforce does and are refused where it refuses them."""
+
+    @pytest.mark.parametrize(
+        ("soql", "expected"),
+        [
+            ("SELECT Name FROM Account WHERE Id IN (SELECT AccountId FROM Contact)",
+             ["Fabrikam"]),
+            ("SELECT Name FROM Account WHERE Id NOT IN (SELECT AccountId FROM Contact) "
+             "ORDER BY Name", ["100% Tea"]),
+            ("SELECT Name FROM Account WHERE Id IN "
+             "(SELECT AccountId FROM Contact WHERE Email LIKE '%@fabrikam.com' OR LastName = 'x')",
+             ["Fabrikam"]),
+            ("SELECT Name FROM Account WHERE Id IN (SELECT AccountId FROM Contact "
+             "WHERE LastName = 'Ng')", []),
+            ("SELECT LastName FROM Contact WHERE AccountId IN "
+             "(SELECT Related_Account__c FROM Teams_Meeting__c WHERE Meeting_Key__c = 'm1') "
+             "AND Id NOT IN (SELECT ContactId FROM OpportunityContactRole)", ["O'Brien"]),
+            ("SELECT Name FROM Account WHERE Name != 'x' AND (Website = null OR Name = 'y') "
+             "AND Id NOT IN (SELECT AccountId FROM Contact)", ["100% Tea"]),
+        ],
+    )  # fmt: skip
+    def test_answers(self, org: Org, soql: str, expected: list[Any]) -> None:
+        assert names(org, soql) == expected
+
+    @pytest.mark.parametrize(
+        "soql",
+        [
+            "SELECT Id FROM Account WHERE Name = 'x' OR Id IN (SELECT AccountId FROM Contact)",
+            "SELECT Id FROM Account WHERE Name = 'x' OR (Name = 'y' AND "
+            "Id IN (SELECT AccountId FROM Contact))",
+            "SELECT Id FROM Account WHERE NOT Id IN (SELECT AccountId FROM Contact)",
+            "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact) "
+            "AND Id IN (SELECT AccountId FROM Opportunity) "
+            "AND Id NOT IN (SELECT Related_Account__c FROM Teams_Meeting__c)",
+            "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact "
+            "WHERE Id IN (SELECT ContactId FROM OpportunityContactRole))",
+            "SELECT Id FROM Account WHERE Id IN (SELECT AccountId, Id FROM Contact)",
+            "SELECT Id FROM Account WHERE Id IN (SELECT Account.Id FROM Contact)",
+            "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact ORDER BY Id)",
+            "SELECT Id FROM Account WHERE Id IN (SELECT COUNT() FROM Contact)",
+            "SELECT Id FROM Account WHERE Name IN (SELECT AccountId FROM Contact)",
+            "SELECT Id FROM Account WHERE Id IN (SELECT Email FROM Contact)",
+            "SELECT Id FROM Account WHERE Id IN (SELECT Id FROM Account)",
+        ],
+    )
+    def test_refused(self, org: Org, soql: str) -> None:
+        with pytest.raises(SfError) as info:
+            Runner(org, "62.0").run(soql)
+        assert info.value.code == "MALFORMED_QUERY"
+        assert info.value.status == 400
+
+
 class TestSoqlErrors:
     """Unsupported or invalid SOQL is refused with Salesforce's error code, never answered."""
 
@@ -101,7 +154,7 @@ class TestSoqlErrors:
             ("SELECT Id FROM Account WHERE Name = 'a' OR Name = 'b' AND Name = 'c'",
              "MALFORMED_QUERY"),
             ("SELECT COUNT() FROM Account ORDER BY Name", "MALFORMED_QUERY"),
-            ("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact)",
+            ("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact LIMIT 1)",
              "MALFORMED_QUERY"),
             ("SELECT Id FROM Account WHERE CreatedDate = THIS_QUARTER", "MALFORMED_QUERY"),
             ("SELECT Id FROM Account WHERE Name = 'unterminated", "MALFORMED_QUERY"),
