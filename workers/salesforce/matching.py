@@ -5,8 +5,9 @@ the meeting's existing participants, Contacts, Leads and Users by e-mail, and th
 contact roles of open, recently modified opportunities reached by a participant's e-mail,
 by a contact on an external participant's domain, or by an Account website on that domain.
 Opportunities are therefore found through their contact roles: one without any contact role
-is not seen (the fifth query cannot also read Opportunity, and the semi-join that would reach
-them in one query is beyond what the emulator parses). `decide_related` applies ECI's order:
+is not seen. The fifth query cannot also read Opportunity, and one Opportunity query cannot
+reach all three ways: Salesforce refuses semi-joins under OR ("Semi join sub-selects are not
+allowed with the 'OR' operator"). `decide_related` applies ECI's order:
 1. contact roles of participants on open opportunities (most roles, then latest modified);
 2. open opportunities of a participant contact's account;
 3. open opportunities of an account whose website is an external participant's domain;
