@@ -7,17 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.graph.auth import require_user_access
 from emulators.graph.data import (
     both,
     context,
     expansions,
     iso,
-    organized_meeting,
+    meeting_of,
     select,
-    target_user,
-    user_path,
-    world_of,
 )
 from emulators.graph.errors import not_found
 from emulators.graph.users import display_name, guest_id
@@ -35,12 +31,7 @@ def add_routes(app: web.Application) -> None:
 
 
 def _meeting(request: web.Request) -> tuple[World, str, str]:
-    """(world, scenario meeting id, the context prefix) after the organizer's access check."""
-    user = target_user(request)
-    require_user_access(request, user.id, app_role=PERMISSION, scope=PERMISSION)
-    meeting_id = organized_meeting(request, user)
-    prefix = f"{user_path(request, user)}/onlineMeetings('{request.match_info['meeting']}')"
-    return world_of(request), meeting_id, prefix
+    return meeting_of(request, PERMISSION)
 
 
 def _report_of(request: web.Request, world: World, meeting_id: str) -> None:

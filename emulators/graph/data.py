@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.graph.auth import caller
+from emulators.graph.auth import caller, require_user_access
 from emulators.graph.errors import GraphHTTPError, bad_request, not_found
 from emulators.graph.world import World
 from emulators.scenario import User
@@ -96,6 +96,16 @@ def organized_meeting(request: web.Request, user: User) -> str:
     if meeting_id is None or world.organizer_id(meeting_id) != user.id:
         raise not_found("The requested resource does not exist.", code="NotFound")
     return meeting_id
+
+
+def meeting_of(request: web.Request, permission: str) -> tuple[World, str, str]:
+    """(world, scenario meeting id, the `@odata.context` prefix) of `{meeting}` in the path,
+    after checking the caller may read the organizer's meetings with `permission`."""
+    user = target_user(request)
+    require_user_access(request, user.id, app_role=permission, scope=permission)
+    meeting_id = organized_meeting(request, user)
+    prefix = f"{user_path(request, user)}/onlineMeetings('{request.match_info['meeting']}')"
+    return world_of(request), meeting_id, prefix
 
 
 def user_path(request: web.Request, user: User) -> str:

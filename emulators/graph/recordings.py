@@ -7,18 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.graph.auth import require_user_access
 from emulators.graph.data import (
     GRAPH_ROOT,
     both,
     context,
     iso,
-    organized_meeting,
+    meeting_of,
     origin,
     select,
-    target_user,
-    user_path,
-    world_of,
 )
 from emulators.graph.errors import not_found
 from emulators.graph.transcripts import organizer_identity
@@ -37,11 +33,7 @@ def add_routes(app: web.Application) -> None:
 
 
 def _meeting(request: web.Request) -> tuple[World, str, str]:
-    user = target_user(request)
-    require_user_access(request, user.id, app_role=PERMISSION, scope=PERMISSION)
-    meeting_id = organized_meeting(request, user)
-    prefix = f"{user_path(request, user)}/onlineMeetings('{request.match_info['meeting']}')"
-    return world_of(request), meeting_id, prefix
+    return meeting_of(request, PERMISSION)
 
 
 def _available(world: World, meeting_id: str) -> bool:

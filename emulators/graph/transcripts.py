@@ -10,20 +10,19 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.graph.auth import require_app_role, require_user_access
+from emulators.graph.auth import require_app_role
 from emulators.graph.data import (
     GRAPH_ROOT,
     both,
     context,
     iso,
-    organized_meeting,
+    meeting_of,
     origin,
     page,
     parse_time,
     select,
     target_user,
     top,
-    user_path,
     world_of,
 )
 from emulators.graph.errors import bad_request, not_found
@@ -51,11 +50,7 @@ def add_routes(app: web.Application) -> None:
 
 # -- one meeting ---------------------------------------------------------------------------
 def _meeting(request: web.Request) -> tuple[World, str, str]:
-    user = target_user(request)
-    require_user_access(request, user.id, app_role=PERMISSION, scope=PERMISSION)
-    meeting_id = organized_meeting(request, user)
-    prefix = f"{user_path(request, user)}/onlineMeetings('{request.match_info['meeting']}')"
-    return world_of(request), meeting_id, prefix
+    return meeting_of(request, PERMISSION)
 
 
 def _ready(request: web.Request) -> tuple[World, str, str]:
