@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import html
 import re
 import time
@@ -18,13 +17,12 @@ import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CertificateCredential, ClientSecretCredential
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from emulators.graph.tokens import APP_ROLES
 from emulators.tls import client_context
+from tests.certs import self_signed
 from tests.emulators.graph_harness import (
     ALICE,
     BOB,
@@ -144,18 +142,7 @@ def client_cert(tmp_path: Path) -> Path:
 def make_client_cert(directory: Path) -> Path:
     """A self-signed certificate and its key in one PEM, as CertificateCredential reads it."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "emulator-app")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, "emulator-app")
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "client.pem"
     path.write_bytes(

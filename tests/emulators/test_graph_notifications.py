@@ -15,14 +15,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import padding as asym
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.x509.oid import NameOID
 
 from emulators.tls import client_context
+from tests.certs import self_signed
 from tests.emulators.graph_harness import (
     ALICE,
     BOB,
@@ -154,14 +153,7 @@ class TestTranscripts:
 @pytest.fixture
 def encryption_key(tmp_path: Path) -> Iterator[tuple[rsa.RSAPrivateKey, str]]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "notifications")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=2))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    cert = self_signed(key, "notifications", days=2)
     yield key, base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
 

@@ -16,10 +16,8 @@ import jwt
 import pytest
 import requests
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
@@ -34,6 +32,7 @@ from simple_salesforce.format import format_external_id
 from emulators.salesforce.app import Config, Emulator, SalesforceFaults
 from emulators.salesforce.metadata import DEFAULT_DIR
 from emulators.tls import server_context
+from tests.certs import self_signed
 
 Meeting = "Teams_Meeting__c"
 
@@ -149,15 +148,7 @@ def meeting_body(**extra: Any) -> dict[str, Any]:
 
 
 def _self_signed(key: rsa.RSAPrivateKey) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jwt")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return cert.public_bytes(serialization.Encoding.PEM)
+    return self_signed(key, "jwt").public_bytes(serialization.Encoding.PEM)
 
 
 class TestToken:

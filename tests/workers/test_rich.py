@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from emulators.graph.encryption import encrypted_content
 from ingest.exceptions import BadInput
+from tests.certs import self_signed
 from workers import rich
 
 
 def make_cert(tmp: Path) -> tuple[Path, Path]:
     """A self-signed RSA certificate and its key, as an operator would make them."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ingest notifications")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    cert = self_signed(key, "ingest notifications", days=30)
     cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(key.private_bytes(

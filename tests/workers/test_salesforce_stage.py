@@ -15,10 +15,8 @@ import pytest
 import redis
 import requests
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from prometheus_client import REGISTRY
 
 from emulators.salesforce.app import Config, Emulator
@@ -27,6 +25,7 @@ from emulators.salesforce.oauth import load_public_key
 from emulators.tls import server_context
 from ingest.exceptions import UpstreamPermanent, UpstreamTransient
 from ingest.settings import Settings
+from tests.certs import self_signed
 from workers import context
 from workers.meeting import ResolvedMeeting, ResolvedParticipant
 from workers.salesforce import matching, schema, stage
@@ -202,15 +201,7 @@ def counts(dump: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
 
 
 def _self_signed(key: rsa.RSAPrivateKey) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jwt")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return cert.public_bytes(serialization.Encoding.PEM)
+    return self_signed(key, "jwt").public_bytes(serialization.Encoding.PEM)
 
 
 class TestAuth:
