@@ -25,7 +25,7 @@ from rq.worker import WorkerStatus
 
 from ingest import defaults, logs
 from ingest.settings import Settings
-from workers.context import WorkerContext, install
+from workers.context import WorkerContext, install, reset
 
 log = logs.get_logger("workers.worker")
 
@@ -88,5 +88,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         burst=args.burst,
         heartbeat_ttl=settings.worker_heartbeat_ttl,
     )
-    worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")
+    try:
+        worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")
+    finally:
+        reset()  # close the Graph client's loop and the Salesforce session
     return 0
