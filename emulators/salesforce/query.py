@@ -39,27 +39,67 @@ class Runner:
         obj = self.org.schema.get(q.sobject)
         if obj is None:
             raise RequestError("INVALID_TYPE", f"sObject type '{q.sobject}' is not supported.")
-        for path in q.fields:
-            self.resolve(obj, path)
-        where = q.where
-        if where is not None:
-            self.validate(obj, where)
-        for order in q.order:
-            if self.resolve(obj, order.path).type in _UNFILTERABLE:
-                raise RequestError("INVALID_FIELD", f"field '{order.path}' can not be sorted")
+        self.check(obj, q)
+        children = [(sub, *self.child_relationship(obj, sub.sobject)) for sub in q.children]
+        for sub, child, _ in children:
+            self.check(child, sub)
         rows = [r for r in self.org.store.all(obj.name, include_deleted)]
-        if where is not None:
-            rows = [r for r in rows if self.matches(obj, r, where)]
+        if q.where is not None:
+            rows = [r for r in rows if self.matches(obj, r, q.where)]
         if q.count:
             if q.fields or q.order:
                 raise malformed_query("COUNT() cannot be combined with fields or ORDER BY")
             return {"totalSize": len(rows), "done": True, "records": []}
-        rows = self.sort(obj, rows, q.order)
-        rows = rows[q.offset :]
-        if q.limit is not None:
-            rows = rows[: q.limit]
-        records = [self.shape(obj, r, q) for r in rows]
+        rows = self.pick(obj, rows, q)
+        records = []
+        for row in rows:
+            record = self.shape(obj, row, q)
+            for sub, child, link in children:
+                found = self.org.find(child, link.name, str(row["Id"]))
+                if sub.where is not None:
+                    found = [r for r in found if self.matches(child, r, sub.where)]
+                found = self.pick(child, found, sub)
+                # Salesforce answers null, not an empty list, for a parent without children.
+                record[str(link.child_relationship)] = (
+                    {
+                        "totalSize": len(found),
+                        "done": True,
+                        "records": [self.shape(child, r, sub) for r in found],
+                    }
+                    if found
+                    else None
+                )
+            records.append(record)
         return {"totalSize": len(records), "done": True, "records": records}
+
+    def check(self, obj: SObject, q: Query) -> None:
+        """The fields, filter and order of `q` exist on `obj` and may be used so."""
+        for path in q.fields:
+            self.resolve(obj, path)
+        if q.where is not None:
+            self.validate(obj, q.where)
+        for order in q.order:
+            if self.resolve(obj, order.path).type in _UNFILTERABLE:
+                raise RequestError("INVALID_FIELD", f"field '{order.path}' can not be sorted")
+
+    def pick(self, obj: SObject, rows: list[Record], q: Query) -> list[Record]:
+        """`rows` (already filtered) in `q`'s order, from its OFFSET up to its LIMIT."""
+        rows = self.sort(obj, rows, q.order)[q.offset :]
+        return rows if q.limit is None else rows[: q.limit]
+
+    def child_relationship(self, obj: SObject, name: str) -> tuple[SObject, Field]:
+        """The child object and its reference field behind `Account.Contacts`, by name."""
+        for child in self.org.schema.objects.values():
+            for f in child.fields.values():
+                rel = f.child_relationship
+                if rel and rel.lower() == name.lower() and obj.name in f.reference_to:
+                    return child, f
+        raise RequestError(
+            "INVALID_TYPE",
+            f"Didn't understand relationship '{name}' in FROM part of query call. If you are "
+            "attempting to use a custom relationship, be sure to append the '__r' after the "
+            "custom relationship name.",
+        )
 
     # -- paths ---------------------------------------------------------------------------
 

@@ -213,7 +213,8 @@ def standard_objects() -> list[SObject]:
             _f("FirstName", "string", length=40), _f("LastName", "string", length=80,
                                                        nillable=False), _name(),
             _f("Email", "email", length=80), _f("Phone", "phone", length=40),
-            _f("Title", "string", length=128), _ref("AccountId", "Account", "Account"),
+            _f("Title", "string", length=128), _ref("AccountId", "Account", "Account",
+                                                          child_relationship="Contacts"),
         ]),
         _obj("Lead", "00Q", "Leads", [
             _f("FirstName", "string", length=40), _f("LastName", "string", length=80,
@@ -228,13 +229,14 @@ def standard_objects() -> list[SObject]:
             _f("Name", "string", length=120, nillable=False, name_field=True),
             _f("StageName", "picklist", nillable=False), _f("CloseDate", "date", nillable=False),
             _f("Amount", "currency", precision=18, scale=2),
-            _ref("AccountId", "Account", "Account"),
+            _ref("AccountId", "Account", "Account", child_relationship="Opportunities"),
             _f("IsClosed", "boolean", **derived), _f("IsWon", "boolean", **derived),
         ]),
         _obj("OpportunityContactRole", "00K", "Opportunity Contact Role", [
             _ref("OpportunityId", "Opportunity", "Opportunity", nillable=False,
-                 cascade_delete=True),
-            _ref("ContactId", "Contact", "Contact", nillable=False, cascade_delete=True),
+                 cascade_delete=True, child_relationship="OpportunityContactRoles"),
+            _ref("ContactId", "Contact", "Contact", nillable=False, cascade_delete=True,
+                 child_relationship="OpportunityContactRoles"),
             _f("Role", "picklist", length=40), _f("IsPrimary", "boolean"),
         ], owner=False),
         _obj("ContentDocument", "069", "Content Documents", [

@@ -1,6 +1,8 @@
 """A SOQL subset parser: anything outside the subset is a MALFORMED_QUERY, never a guess.
 
-Supported: SELECT fields (dotted parent paths) or COUNT(); FROM one object; WHERE with
+Supported: SELECT fields (dotted parent paths) or COUNT(), and parent-to-child sub-selects
+`(SELECT fields FROM ChildRelationship [WHERE ...] [ORDER BY ...] [LIMIT n])` one level
+deep; FROM one object; WHERE with
 = != <> < > <= >=, [NOT] IN (...), LIKE, AND/OR/NOT and parentheses (AND and OR are not
 mixed without parentheses, as in SOQL); semi-joins and anti-joins `field [NOT] IN (SELECT
 field FROM Object [WHERE ...])` within Salesforce's limits (at most two, never under OR or
@@ -92,6 +94,7 @@ class Query:
     order: list[Order] = field(default_factory=list)
     limit: int | None = None
     offset: int = 0
+    children: list[Query] = field(default_factory=list)  # parent-to-child sub-selects
 
 
 def tokenize(text: str) -> list[tuple[str, str]]:
@@ -116,6 +119,7 @@ class _Parser:
         self.pos = 0
         self.joins = 0  # semi- and anti-joins seen in the outer WHERE
         self.depth = 0  # 1 while parsing a semi-join's sub-select
+        self.nested = False  # True while parsing a parent-to-child sub-select
 
     def peek(self) -> tuple[str, str]:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else ("eof", "")
@@ -148,8 +152,16 @@ class _Parser:
         return v
 
     def query(self) -> Query:
+        q = self.select()
+        if self.peek()[0] != "eof":
+            raise malformed_query(f"unexpected token: '{self.peek()[1]}'")
+        return q
+
+    def select(self) -> Query:
+        """SELECT ... up to the end of the statement or of a parent-to-child sub-select."""
         self.expect("word", "SELECT")
         fields: list[str] = []
+        children: list[Query] = []
         count = False
         if self.peek()[1].upper() == "COUNT" and self.tokens[self.pos + 1 : self.pos + 3] == [
             ("punct", "("),
@@ -159,15 +171,18 @@ class _Parser:
             count = True
         else:
             while True:
-                name = self.ident()
                 if self.peek() == ("punct", "("):
-                    raise malformed_query(f"{name}(...) is not supported by the emulator")
-                fields.append(name)
+                    children.append(self.child_select())
+                else:
+                    name = self.ident()
+                    if self.peek() == ("punct", "("):
+                        raise malformed_query(f"{name}(...) is not supported by the emulator")
+                    fields.append(name)
                 if self.peek() != ("punct", ","):
                     break
                 self.next()
         self.expect("word", "FROM")
-        q = Query(self.ident(), fields, count)
+        q = Query(self.ident(), fields, count, children=children)
         if self.keyword("WHERE"):
             q.where = self.condition()
             _check_joins(q.where, under="")
@@ -177,9 +192,22 @@ class _Parser:
             q.limit = self.integer()
         if self.keyword("OFFSET"):
             q.offset = self.integer()
-        if self.peek()[0] != "eof":
-            raise malformed_query(f"unexpected token: '{self.peek()[1]}'")
         return q
+
+    def child_select(self) -> Query:
+        """`(SELECT fields FROM ChildRelationship ...)` in an outer SELECT list."""
+        if self.nested or self.depth:
+            raise malformed_query(
+                "nested parent-to-child sub-selects are not supported by the emulator"
+            )
+        self.expect("punct", "(")
+        self.nested = True
+        child = self.select()
+        self.nested = False
+        if child.count or child.offset:
+            raise malformed_query("a parent-to-child sub-select takes fields, without OFFSET")
+        self.expect("punct", ")")
+        return child
 
     def integer(self) -> int:
         v = self.expect("number")
@@ -236,6 +264,11 @@ class _Parser:
 
     def subquery(self) -> Query:
         """`(SELECT field FROM Object [WHERE ...])` as Salesforce allows it in a semi-join."""
+        if self.nested:
+            raise malformed_query(
+                "semi join sub-selects in a parent-to-child sub-select are not supported "
+                "by the emulator"
+            )
         if self.depth:
             raise malformed_query(
                 "Semi join sub-selects are only allowed at top level WHERE expressions "

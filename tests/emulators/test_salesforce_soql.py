@@ -140,6 +140,84 @@ class TestSemiJoin:
         assert info.value.status == 400
 
 
+@pytest.fixture(scope="module")
+def deals() -> Org:
+    org = Org(Schema(standard_objects() + read_objects()), Store())
+    s = org.sobject
+    fab = org.create(s("Account"), {"Name": "Fabrikam"})
+    org.create(s("Account"), {"Name": "Empty"})
+    carol = org.create(s("Contact"), {"LastName": "Carol", "AccountId": fab["Id"]})
+    org.create(s("Contact"), {"LastName": "Dan", "AccountId": fab["Id"]})
+    for name, stage in (
+        ("Renewal", "Prospecting"),
+        ("Lost", "Closed Lost"),
+        ("Add-on", "Qualification"),
+    ):
+        deal = org.create(
+            s("Opportunity"),
+            {
+                "Name": name,
+                "StageName": stage,
+                "CloseDate": "2027-01-31",
+                "AccountId": fab["Id"],
+            },
+        )
+        org.create(
+            s("OpportunityContactRole"), {"OpportunityId": deal["Id"], "ContactId": carol["Id"]}
+        )
+    return org  # fmt: skip
+
+
+class TestChildSelect:
+    """Parent-to-child sub-selects: one list per parent, filtered, ordered and cut, or null."""
+
+    def test_children_per_parent(self, deals: Org) -> None:
+        res = Runner(deals, "62.0").run(
+            "SELECT Name, (SELECT Name FROM Opportunities WHERE IsClosed = false "
+            "ORDER BY Name DESC LIMIT 5), (SELECT LastName FROM contacts ORDER BY LastName) "
+            "FROM Account ORDER BY Name"
+        )
+        empty, fab = res["records"]
+        assert empty["Opportunities"] is None and empty["Contacts"] is None
+        opps = fab["Opportunities"]
+        assert [r["Name"] for r in opps["records"]] == ["Renewal", "Add-on"]
+        assert opps["totalSize"] == 2 and opps["done"] is True
+        assert opps["records"][0]["attributes"]["type"] == "Opportunity"
+        assert [r["LastName"] for r in fab["Contacts"]["records"]] == ["Carol", "Dan"]
+
+    def test_parent_fields_inside(self, deals: Org) -> None:
+        res = Runner(deals, "62.0").run(
+            "SELECT LastName, (SELECT Opportunity.Name, Opportunity.Account.Name "
+            "FROM OpportunityContactRoles WHERE Opportunity.IsClosed = false LIMIT 1) "
+            "FROM Contact WHERE LastName IN ('Carol', 'Dan') ORDER BY LastName"
+        )
+        carol, dan = res["records"]
+        (role,) = carol["OpportunityContactRoles"]["records"]
+        assert role["Opportunity"]["Account"]["Name"] == "Fabrikam"
+        assert role["Opportunity"]["Name"] in ("Renewal", "Add-on")
+        assert dan["OpportunityContactRoles"] is None
+
+    @pytest.mark.parametrize(
+        ("soql", "code"),
+        [
+            ("SELECT Name, (SELECT Id FROM Nothings) FROM Account", "INVALID_TYPE"),
+            ("SELECT Name, (SELECT Id FROM OpportunityContactRoles) FROM Account",
+             "INVALID_TYPE"),
+            ("SELECT Name, (SELECT Bogus FROM Contacts) FROM Account", "INVALID_FIELD"),
+            ("SELECT Name, (SELECT Id FROM Contacts OFFSET 1) FROM Account", "MALFORMED_QUERY"),
+            ("SELECT Name, (SELECT COUNT() FROM Contacts) FROM Account", "MALFORMED_QUERY"),
+            ("SELECT Name, (SELECT Id FROM Contacts WHERE Id IN "
+             "(SELECT ContactId FROM OpportunityContactRole)) FROM Account", "MALFORMED_QUERY"),
+            ("SELECT Name FROM Account WHERE Id IN (SELECT AccountId, "
+             "(SELECT Id FROM Cases) FROM Contact)", "MALFORMED_QUERY"),
+        ],
+    )  # fmt: skip
+    def test_refused(self, deals: Org, soql: str, code: str) -> None:
+        with pytest.raises(SfError) as info:
+            Runner(deals, "62.0").run(soql)
+        assert info.value.code == code
+
+
 class TestSoqlErrors:
     """Unsupported or invalid SOQL is refused with Salesforce's error code, never answered."""
 
