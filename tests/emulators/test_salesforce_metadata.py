@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from emulators.salesforce.errors import SfError
 from emulators.salesforce.metadata import DEFAULT_DIR, read_objects
 from emulators.salesforce.records import Org
 from emulators.salesforce.rest import Api
@@ -144,3 +146,37 @@ class TestDescribeMatchesXml:
         if kind in ("Lookup", "MasterDetail"):
             assert f["referenceTo"] == [_text(root, "referenceTo")]
             assert f["cascadeDelete"] == (kind == "MasterDetail")
+        if kind == "MasterDetail":
+            assert f["updateable"] == (_text(root, "reparentableMasterDetail") == "true")
+
+
+class TestReparenting:
+    """The product names a detail's meeting on every upsert: deploy/salesforce must allow
+    reparenting, and a master-detail without it refuses an update as Salesforce does."""
+
+    @pytest.mark.parametrize("obj", ["Teams_Meeting_Participant__c", "Teams_Transcript__c"])
+    def test_shipped_masters_are_reparentable(self, obj: str) -> None:
+        root = _root(OBJECTS / obj / "fields" / "Meeting__c.field-meta.xml", "CustomField")
+        assert _text(root, "type") == "MasterDetail"
+        assert _text(root, "reparentableMasterDetail") == "true"
+
+    def test_fixed_master_refuses_update(self, tmp_path: Path) -> None:
+        shutil.copytree(DEFAULT_DIR, tmp_path / "sf")
+        field = (
+            OBJECTS.relative_to(DEFAULT_DIR)
+            / "Teams_Transcript__c/fields/Meeting__c.field-meta.xml"
+        )
+        path = tmp_path / "sf" / field
+        path.write_text(path.read_text().replace(
+            "<reparentableMasterDetail>true<", "<reparentableMasterDetail>false<"
+        ))  # fmt: skip
+        org = Org(Schema(standard_objects() + read_objects(tmp_path / "sf")), Store())
+        one, two = (
+            org.create(org.sobject("Teams_Meeting__c"), {"Meeting_Key__c": k, "Name": k})
+            for k in ("m1", "m2")
+        )
+        text = org.sobject("Teams_Transcript__c")
+        row = org.create(text, {"Transcript_Key__c": "t", "Meeting__c": one["Id"]})
+        with pytest.raises(SfError) as info:
+            org.update(text, row["Id"], {"Meeting__c": two["Id"]})
+        assert info.value.code == "INVALID_FIELD_FOR_INSERT_UPDATE"

@@ -164,20 +164,19 @@ class TestTalkTime:
 
 
 class TestParticipants:
-    """Each participant row carries its match, its role and talk time; the parent only when new."""
+    """Each participant row carries its match, its role, its talk time and its meeting's key."""
 
     def test_rows(self) -> None:
         m = meeting()
         matches = {"carol@fabrikam.com": PersonMatch(contact_id="003C"),
                    "alice@contoso.com": PersonMatch(user_id="005A")}  # fmt: skip
-        existing = frozenset({mapping.participant_key(m, ALICE)})
         rows = mapping.participant_records(
-            m, {"id-alice": 10.4, "carol@fabrikam.com": 9.6}, matches, existing
+            m, {"id-alice": 10.4, "carol@fabrikam.com": 9.6}, matches
         )
         alice, carol, phone = rows
         assert alice["User__c"] == "005A" and alice["Contact__c"] is None
         assert alice["Is_External__c"] is False and alice["Role__c"] == "organizer"
-        assert "Meeting__r" not in alice
+        assert alice["Meeting__r"] == {"Meeting_Key__c": "m-001"}
         assert carol["Contact__c"] == "003C" and carol["Lead__c"] is None
         assert carol["Is_External__c"] is True and carol["Talk_Time_Seconds__c"] == 10
         assert carol["Meeting__r"] == {"Meeting_Key__c": "m-001"}
@@ -187,7 +186,7 @@ class TestParticipants:
 
     def test_one_row_per_key(self) -> None:
         twice = meeting(participants=(ALICE, CAROL, ALICE))
-        rows = mapping.participant_records(twice, {}, {}, frozenset())
+        rows = mapping.participant_records(twice, {}, {})
         assert [r["Email__c"] for r in rows] == ["alice@contoso.com", "Carol@Fabrikam.com"]
 
 
@@ -195,7 +194,7 @@ class TestTranscript:
     """Text__c holds `Speaker: words` in spoken order; past 131,072 characters it is cut."""
 
     def test_short(self) -> None:
-        record, truncated = mapping.transcript_record(meeting(), parse(VTT), exists=False)
+        record, truncated = mapping.transcript_record(meeting(), parse(VTT))
         assert not truncated and record["Is_Truncated__c"] is False
         assert str(record["Text__c"]).splitlines() == [
             "Alice Adams: Hello Carol.",
@@ -206,7 +205,7 @@ class TestTranscript:
         assert record["Cue_Count__c"] == 4
         assert record["Meeting__r"] == {"Meeting_Key__c": "m-001"}
 
-    def test_long_is_truncated_and_existing_has_no_parent(self) -> None:
+    def test_long_is_truncated(self) -> None:
         words = "word " * 40
         cues = "".join(
             f"00:{i // 60:02d}:{i % 60:02d}.000 --> 00:{i // 60:02d}:{i % 60:02d}.500\n"
@@ -214,10 +213,10 @@ class TestTranscript:
             for i in range(1000)
         )
         vtt = "WEBVTT\n\n" + cues
-        record, truncated = mapping.transcript_record(meeting(transcript_vtt=vtt), parse(vtt), True)
+        record, truncated = mapping.transcript_record(meeting(transcript_vtt=vtt), parse(vtt))
         assert truncated and record["Is_Truncated__c"] is True
         assert len(str(record["Text__c"])) <= SALESFORCE_TEXT_LIMIT
-        assert "Meeting__r" not in record
+        assert str(record["Text__c"]).startswith("Carol Diaz: word word")
 
     def test_file_holds_the_full_webvtt(self) -> None:
         m = meeting()
@@ -253,5 +252,5 @@ class TestFieldLimits:
         assert record["Online_Meeting_Id__c"] == "M" * 255
         assert record["Recording_Url__c"] is None
         bad = person("k", "Guest", "guest@localhost", "external")
-        rows = mapping.participant_records(meeting(participants=(bad,)), {}, {}, frozenset())
+        rows = mapping.participant_records(meeting(participants=(bad,)), {}, {})
         assert rows[0]["Email__c"] is None and rows[0]["Name"] == "Guest"

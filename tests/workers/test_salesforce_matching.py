@@ -11,7 +11,7 @@ import pytest
 from workers.meeting import ResolvedMeeting, ResolvedParticipant
 from workers.salesforce import matching
 from workers.salesforce.mapping import PersonMatch, Related
-from workers.salesforce.matching import Lookup, Person, Role
+from workers.salesforce.matching import Lookup, Opportunity, Person, Role
 
 OLD, NEW = "2026-01-01T00:00:00.000+0000", "2026-06-01T00:00:00.000+0000"
 
@@ -53,13 +53,17 @@ class TestPeople:
         assert matching.match_people([email], self.LOOKUP).get(email.casefold()) == match
 
 
-def role(opp: str, contact: str, email: str, account: str | None, site: str | None = None,
-         modified: str = OLD) -> Role:  # fmt: skip
-    return Role(opp, contact, email, account, site, modified)
+def opp(oid: str, account: str | None, site: str | None = None, modified: str = OLD) -> Opportunity:
+    return Opportunity(oid, account, modified, site)
+
+
+def role(oid: str, contact: str, account: str | None, modified: str = OLD) -> Role:
+    return Role(contact, Opportunity(oid, account, modified))
 
 
 CAROL = Person("003carol", "carol@fabrikam.com", "001fab", OLD)
 DAN = Person("003dan", "dan@fabrikam.com", "001fab", OLD)
+ZZ = Person("003zz", "zz@other.com", "001fab", NEW)  # a contact who was not in the meeting
 
 
 class TestRelated:
@@ -71,25 +75,23 @@ class TestRelated:
             # 1. a participant's contact role on an open opportunity wins over everything else.
             (
                 Lookup(
-                    contacts=(CAROL,),
-                    roles=(
-                        role(
-                            "006web", "003zz", "zz@other.com", "001web", "https://www.fabrikam.com"
-                        ),
-                        role("006acc", "003zz", "zz@other.com", "001fab"),
-                        role("006role", "003carol", "carol@fabrikam.com", "001other"),
+                    contacts=(CAROL, ZZ),
+                    roles=(role("006role", "003carol", "001other"), role("006zz", "003zz", "001z")),
+                    opportunities=(
+                        opp("006web", "001web", "https://www.fabrikam.com", NEW),
+                        opp("006acc", "001fab", modified=NEW),
                     ),
                 ),
                 Related("001other", "006role", "contact_role"),
             ),
-            # tie-break: most participant roles, then the latest modified.
+            # tie-break: most participants with a role, then the latest modified.
             (
                 Lookup(
                     contacts=(CAROL, DAN),
                     roles=(
-                        role("006one", "003carol", "carol@fabrikam.com", "001a", modified=NEW),
-                        role("006two", "003carol", "carol@fabrikam.com", "001b"),
-                        role("006two", "003dan", "dan@fabrikam.com", "001b"),
+                        role("006one", "003carol", "001a", modified=NEW),
+                        role("006two", "003carol", "001b"),
+                        role("006two", "003dan", "001b"),
                     ),
                 ),
                 Related("001b", "006two", "contact_role"),
@@ -98,31 +100,36 @@ class TestRelated:
                 Lookup(
                     contacts=(CAROL,),
                     roles=(
-                        role("006old", "003carol", "carol@fabrikam.com", "001a"),
-                        role("006new", "003carol", "carol@fabrikam.com", "001b", modified=NEW),
+                        role("006old", "003carol", "001a"),
+                        role("006new", "003carol", "001b", modified=NEW),
                     ),
                 ),
                 Related("001b", "006new", "contact_role"),
             ),
-            # 2. an open opportunity of a participant contact's account.
+            # a role of a contact who was not in the meeting does not count.
+            (
+                Lookup(contacts=(CAROL,), roles=(role("006zz", "003zz", "001z"),)),
+                Related("001fab", None, "contact_account"),
+            ),
+            # 2. an open opportunity of a participant contact's account, without any role:
+            # the latest modified.
             (
                 Lookup(
                     contacts=(CAROL,),
-                    roles=(
-                        role("006web", "003zz", "zz@other.com", "001web", "fabrikam.com"),
-                        role("006acc", "003zz", "zz@other.com", "001fab"),
+                    opportunities=(
+                        opp("006web", "001web", "fabrikam.com", NEW),
+                        opp("006acc", "001fab"),
+                        opp("006acc2", "001fab", modified=NEW),
                     ),
                 ),
-                Related("001fab", "006acc", "contact_account_opportunity"),
+                Related("001fab", "006acc2", "contact_account_opportunity"),
             ),
             # 3. an account whose website is an external participant's domain.
             (
                 Lookup(
-                    roles=(
-                        role(
-                            "006web", "003zz", "zz@other.com", "001web", "http://www.Fabrikam.com/x"
-                        ),
-                        role("006no", "003zz", "zz@other.com", "001no", "notfabrikam.com"),
+                    opportunities=(
+                        opp("006web", "001web", "http://www.Fabrikam.com/x"),
+                        opp("006no", "001no", "notfabrikam.com", NEW),
                     )
                 ),
                 Related("001web", "006web", "website_opportunity"),
@@ -185,31 +192,55 @@ class TestLookupRequests:
         )
         subs = matching.lookup_requests(m, "62.0")
         q = queries(subs)
-        assert set(q) == {"participants", "contacts", "leads", "users", "roles"}
+        assert set(q) == {
+            "contacts", "leads", "users", "account_opportunities", "website_opportunities"
+        }  # fmt: skip
         assert all(s["method"] == "GET" for s in subs)
         assert "'o\\'brien@fabrikam.com'" in q["contacts"]
-        assert "Opportunity.IsClosed = false" in q["roles"]
-        assert "LIKE '%fabrikam.com%'" in q["roles"] and "contoso.com%" not in q["roles"]
+        assert "FROM OpportunityContactRoles WHERE Opportunity.IsClosed = false" in q["contacts"]
+        assert (
+            "AccountId IN (SELECT AccountId FROM Contact WHERE Email IN"
+            in (q["account_opportunities"])
+        )
+        site = q["website_opportunities"]
+        assert "Account.Website LIKE '%fabrikam.com%'" in site and "contoso.com" not in site
+        assert all("IsClosed = false AND LastModifiedDate = LAST_N_DAYS:730" in q[k]
+                   for k in ("account_opportunities", "website_opportunities"))  # fmt: skip
         assert subs[0]["referenceId"] == "transcript"
 
-    def test_no_addresses_no_person_queries(self) -> None:
+    def test_internal_only_no_website_query(self) -> None:
+        subs = matching.lookup_requests(meeting(p("alice@contoso.com", "internal")), "62.0")
+        assert set(queries(subs)) == {"contacts", "leads", "users", "account_opportunities"}
+
+    def test_no_addresses_no_queries(self) -> None:
         subs = matching.lookup_requests(meeting(p(None, key="tel")), "62.0")
-        assert set(queries(subs)) == {"participants"}
+        assert queries(subs) == {} and [s["referenceId"] for s in subs] == ["transcript"]
 
     def test_parse(self) -> None:
         results = {
             "transcript": (200, {"Id": "a03x", "Is_Truncated__c": True}),
-            "participants": (200, {"records": [{"Id": "a02", "Participant_Key__c": "k1"}]}),
-            "contacts": (200, {"records": [{"Id": "003", "Email": "C@X.com", "AccountId": "001"}]}),
-            "roles": (200, {"records": [{
-                "OpportunityId": "006", "ContactId": "003", "Contact": {"Email": "c@x.com"},
-                "Opportunity": {"AccountId": "001", "LastModifiedDate": NEW,
-                                "Account": {"Website": "x.com"}}}]}),
+            "contacts": (200, {"records": [
+                {"Id": "003", "Email": "C@X.com", "AccountId": "001",
+                 "OpportunityContactRoles": {"totalSize": 1, "done": True, "records": [
+                     {"OpportunityId": "006",
+                      "Opportunity": {"AccountId": "001", "LastModifiedDate": NEW}}]}},
+                {"Id": "003b", "Email": "d@x.com", "AccountId": None,
+                 "OpportunityContactRoles": None},
+            ]}),
+            "account_opportunities": (200, {"records": [
+                {"Id": "006", "AccountId": "001", "LastModifiedDate": NEW,
+                 "Account": {"Website": "x.com"}}]}),
+            "website_opportunities": (200, {"records": [
+                {"Id": "006", "AccountId": "001", "LastModifiedDate": NEW,
+                 "Account": {"Website": "x.com"}},
+                {"Id": "006w", "AccountId": "001w", "LastModifiedDate": OLD, "Account": None}]}),
         }  # fmt: skip
         found = matching.parse_lookup(results)
-        assert found.transcript_id == "a03x" and found.transcript_truncated
-        assert found.existing_participants == frozenset({"k1"})
-        assert found.contacts == (Person("003", "c@x.com", "001", ""),)
-        assert found.roles == (Role("006", "003", "c@x.com", "001", "x.com", NEW),)
+        assert found.transcript_truncated
+        assert found.contacts == (Person("003", "c@x.com", "001", ""), Person("003b", "d@x.com"))
+        assert found.roles == (Role("003", Opportunity("006", "001", NEW)),)
+        assert found.opportunities == (
+            Opportunity("006", "001", NEW, "x.com"), Opportunity("006w", "001w", OLD)
+        )  # fmt: skip
         missing = matching.parse_lookup({"transcript": (404, [{"errorCode": "NOT_FOUND"}])})
-        assert missing.transcript_id is None and not missing.transcript_truncated
+        assert not missing.transcript_truncated and missing == Lookup()

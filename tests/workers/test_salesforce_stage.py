@@ -119,12 +119,17 @@ SEED: dict[str, list[dict[str, Any]]] = {
         {"Name": "Fabrikam", "Website": "https://www.fabrikam.com"},
         {"Name": "Tailspin", "Website": "tailspin.com"},
         {"Name": "Northwind"},
+        {"Name": "Litware"},
+        {"Name": "Wingtip", "Website": "https://WingtipToys.com/shop"},
+        {"Name": "Proseware", "Website": "proseware.com"},
     ],
     "Contact": [
         {"LastName": "Diaz", "Email": "carol@fabrikam.com", "Account": {"Name": "Fabrikam"}},
         {"LastName": "Both", "Email": "both@fabrikam.com", "Account": {"Name": "Fabrikam"}},
         {"LastName": "Tai", "Email": "tai@tailspin-corp.net", "Account": {"Name": "Tailspin"}},
         {"LastName": "Nor", "Email": "nora@northwind.io", "Account": {"Name": "Northwind"}},
+        {"LastName": "Lin", "Email": "lina@litware.com", "Account": {"Name": "Litware"}},
+        {"LastName": "Pat", "Email": "pat@proseware.com", "Account": {"Name": "Proseware"}},
     ],
     "Lead": [
         {"LastName": "Lee", "Company": "Tailspin", "Email": "LEE@tailspin.com"},
@@ -140,6 +145,13 @@ SEED: dict[str, list[dict[str, Any]]] = {
          "Account": {"Name": "Fabrikam"}},
         {"Name": "Tailspin pilot", "StageName": "Prospecting", "CloseDate": "2027-03-31",
          "Account": {"Name": "Tailspin"}},
+        # No contact roles on these: found through the contact's account or the website.
+        {"Name": "Litware expansion", "StageName": "Qualification", "CloseDate": "2027-05-31",
+         "Account": {"Name": "Litware"}},
+        {"Name": "Wingtip trial", "StageName": "Prospecting", "CloseDate": "2027-06-30",
+         "Account": {"Name": "Wingtip"}},
+        {"Name": "Proseware lost", "StageName": "Closed Lost", "CloseDate": "2026-01-31",
+         "Account": {"Name": "Proseware"}},
     ],
     "OpportunityContactRole": [
         {"Opportunity": {"Name": "Old deal"}, "Contact": {"Email": "carol@fabrikam.com"}},
@@ -337,8 +349,13 @@ class TestPush:
             # 2. Carol's own role is on a closed deal; her account's open Renewal is found
             # through a colleague's role.
             ("carol@fabrikam.com", "Fabrikam", "Renewal"),
+            # 2. an open opportunity on the contact's account that has no contact role at all.
+            ("lina@litware.com", "Litware", "Litware expansion"),
+            # 3. no contact at all: the domain is the website of an account with an open deal.
+            ("gus@wingtiptoys.com", "Wingtip", "Wingtip trial"),
             # 4. no open opportunity: the contact's account alone.
             ("nora@northwind.io", "Northwind", None),
+            ("pat@proseware.com", "Proseware", None),
             # nothing known about the person or the domain.
             ("ann@unknown.example", None, None),
         ],

@@ -142,10 +142,9 @@ def participant_records(
     meeting: ResolvedMeeting,
     talk: dict[str, float],
     matches: dict[str, PersonMatch],
-    existing: frozenset[str],
 ) -> list[dict[str, object]]:
-    """Teams_Meeting_Participant__c rows for a collection upsert; the master-detail parent is
-    named only on rows that do not exist yet (it cannot be updated)."""
+    """Teams_Meeting_Participant__c rows for a collection upsert, each naming its meeting by
+    external id (a reparentable master-detail, so an update may name it again)."""
     rows: list[dict[str, object]] = []
     seen: set[str] = set()
     for person in meeting.participants:
@@ -167,15 +166,14 @@ def participant_records(
             "Lead__c": match.lead_id,
             "User__c": match.user_id,
             "Talk_Time_Seconds__c": round(talk.get(person.key, 0.0)),
+            "Meeting__r": {MEETING_KEY: meeting_key(meeting)},
         }
-        if key not in existing:
-            row["Meeting__r"] = {MEETING_KEY: meeting_key(meeting)}
         rows.append(row)
     return rows
 
 
 def transcript_record(
-    meeting: ResolvedMeeting, transcript: Transcript, exists: bool
+    meeting: ResolvedMeeting, transcript: Transcript
 ) -> tuple[dict[str, object], bool]:
     """Fields of Teams_Transcript__c and whether the text had to be truncated."""
     text, truncated = transcript.text_for_salesforce()
@@ -185,9 +183,8 @@ def transcript_record(
         "Language__c": (transcript.language or "")[:20] or None,
         "Is_Truncated__c": truncated,
         "Cue_Count__c": transcript.cue_count,
+        "Meeting__r": {MEETING_KEY: meeting_key(meeting)},
     }
-    if not exists:
-        record["Meeting__r"] = {MEETING_KEY: meeting_key(meeting)}
     return record, truncated
 
 

@@ -1,17 +1,21 @@
 """Matching people and related records (ECI's order) from one round of look-ups; pure.
 
-The look-up round is one composite request of at most five queries (Salesforce's cap):
-the meeting's existing participants, Contacts, Leads and Users by e-mail, and the
-contact roles of open, recently modified opportunities reached by a participant's e-mail,
-by a contact on an external participant's domain, or by an Account website on that domain.
-Opportunities are therefore found through their contact roles: one without any contact role
-is not seen. The fifth query cannot also read Opportunity, and one Opportunity query cannot
-reach all three ways: Salesforce refuses semi-joins under OR ("Semi join sub-selects are not
-allowed with the 'OR' operator"). `decide_related` applies ECI's order:
-1. contact roles of participants on open opportunities (most roles, then latest modified);
+The look-up round is one composite request: the transcript record by its key, and at most
+five queries (Salesforce's cap per composite request):
+- Contacts by the participants' e-mail addresses, each with its contact roles on open
+  opportunities modified in the last two years (a parent-to-child sub-select);
+- Leads and Users by the same addresses;
+- the open opportunities of those contacts' accounts (a semi-join on Contact);
+- the open opportunities of accounts whose Website names an external participant's domain.
+The last two cannot be one query: Salesforce refuses semi-joins under OR ("Semi join
+sub-selects are not allowed with the 'OR' operator"). `decide_related` applies ECI's order:
+1. contact roles of participants on open opportunities (most participants with a role, then
+   latest modified);
 2. open opportunities of a participant contact's account;
 3. open opportunities of an account whose website is an external participant's domain;
 4. the participant contacts' account (most contacts, then latest modified).
+Within steps 2 and 3 no opportunity has a participant's role (step 1 would have taken it),
+so the latest modified wins; the lowest id breaks a tie.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -58,13 +62,21 @@ def external_domains(meeting: ResolvedMeeting) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+OPEN = f"IsClosed = false AND LastModifiedDate = LAST_N_DAYS:{STALE_DAYS}"
+OPPORTUNITY_FIELDS = "Id, AccountId, Account.Website, LastModifiedDate"
+ROLES = "OpportunityContactRoles"  # Contact's child relationship to OpportunityContactRole
+
+
 def lookup_requests(meeting: ResolvedMeeting, version: str) -> list[dict[str, Any]]:
     """The composite subrequests of the look-up round (no writes; at most five queries)."""
     base = f"/services/data/v{version}"
 
-    def query(ref: str, fields: str, obj: str, where: str, tail: str = "") -> dict[str, Any]:
+    def query(ref: str, fields: str, obj: str, where: str) -> dict[str, Any]:
         # Every value in `where` went through soql_quote; names are the module's constants.
-        soql = f"SELECT {fields} FROM {obj} WHERE {where} {tail}".strip()  # noqa: S608
+        soql = (
+            f"SELECT {fields} FROM {obj} WHERE {where} "  # noqa: S608
+            f"ORDER BY LastModifiedDate DESC, Id LIMIT {ROW_LIMIT}"
+        )
         return {
             "method": "GET",
             "url": f"{base}/query?q={quote(soql, safe='')}",
@@ -79,38 +91,40 @@ def lookup_requests(meeting: ResolvedMeeting, version: str) -> list[dict[str, An
             "?fields=Id,Is_Truncated__c",
             "referenceId": "transcript",
         },
-        query(
-            "participants",
-            f"Id, {mapping.PARTICIPANT_KEY}",
-            mapping.PARTICIPANT,
-            f"Meeting__r.{mapping.MEETING_KEY} = {soql_quote(mapping.meeting_key(meeting))}",
-        ),
     ]
     addresses = emails(meeting)
     if not addresses:
         return subs
     where = f"Email IN {_in(addresses)}"
-    latest = f"ORDER BY LastModifiedDate DESC, Id LIMIT {ROW_LIMIT}"
-    subs += [
-        query("contacts", "Id, Email, AccountId, LastModifiedDate", "Contact", where, latest),
-        query("leads", "Id, Email", "Lead", f"IsConverted = false AND {where}", latest),
-        query("users", "Id, Email", "User", f"IsActive = true AND {where}", latest),
-    ]
-    reach = [f"Contact.Email IN {_in(addresses)}"]
-    for domain in external_domains(meeting):
-        reach.append(f"Contact.Email LIKE {soql_quote('%@' + domain)}")
-        reach.append(f"Opportunity.Account.Website LIKE {soql_quote('%' + domain + '%')}")
-    subs.append(
-        query(
-            "roles",
-            "OpportunityId, ContactId, Contact.Email, Opportunity.AccountId, "
-            "Opportunity.Account.Website, Opportunity.LastModifiedDate",
-            "OpportunityContactRole",
-            f"Opportunity.IsClosed = false AND Opportunity.LastModifiedDate = "
-            f"LAST_N_DAYS:{STALE_DAYS} AND ({' OR '.join(reach)})",
-            f"LIMIT {ROW_LIMIT}",
-        )
+    roles = (
+        "(SELECT OpportunityId, Opportunity.AccountId, Opportunity.LastModifiedDate "  # noqa: S608
+        f"FROM {ROLES} WHERE Opportunity.IsClosed = false "
+        f"AND Opportunity.LastModifiedDate = LAST_N_DAYS:{STALE_DAYS})"
     )
+    subs += [
+        query("contacts", f"Id, Email, AccountId, LastModifiedDate, {roles}", "Contact", where),
+        query("leads", "Id, Email", "Lead", f"IsConverted = false AND {where}"),
+        query("users", "Id, Email", "User", f"IsActive = true AND {where}"),
+        query(
+            "account_opportunities",
+            OPPORTUNITY_FIELDS,
+            "Opportunity",
+            f"{OPEN} AND AccountId IN (SELECT AccountId FROM Contact WHERE {where})",  # noqa: S608
+        ),
+    ]
+    sites = [
+        f"Account.Website LIKE {soql_quote('%' + domain + '%')}"
+        for domain in external_domains(meeting)
+    ]
+    if sites:
+        subs.append(
+            query(
+                "website_opportunities",
+                OPPORTUNITY_FIELDS,
+                "Opportunity",
+                f"{OPEN} AND ({' OR '.join(sites)})",
+            )
+        )
     return subs
 
 
@@ -123,28 +137,33 @@ class Person:
 
 
 @dataclass(frozen=True)
-class Role:
-    """One contact role on an open opportunity, with the opportunity's account."""
+class Opportunity:
+    """An open opportunity with its account (and the account's website, when read)."""
 
-    opportunity_id: str
-    contact_id: str
-    contact_email: str
+    id: str
     account_id: str | None
-    website: str | None
     modified: str
+    website: str | None = None
+
+
+@dataclass(frozen=True)
+class Role:
+    """A contact's role on an open opportunity."""
+
+    contact_id: str
+    opportunity: Opportunity
 
 
 @dataclass(frozen=True)
 class Lookup:
     """What the look-up round found."""
 
-    transcript_id: str | None = None
     transcript_truncated: bool = False
-    existing_participants: frozenset[str] = frozenset()
     contacts: tuple[Person, ...] = ()
     leads: tuple[Person, ...] = ()
     users: tuple[Person, ...] = ()
-    roles: tuple[Role, ...] = field(default_factory=tuple)
+    roles: tuple[Role, ...] = ()
+    opportunities: tuple[Opportunity, ...] = ()
 
 
 def _records(body: Any) -> list[dict[str, Any]]:
@@ -164,36 +183,46 @@ def _people(body: Any) -> tuple[Person, ...]:
     )
 
 
+def _body(results: dict[str, tuple[int, Any]], ref: str) -> Any:
+    return results.get(ref, (200, None))[1]
+
+
 def parse_lookup(results: dict[str, tuple[int, Any]]) -> Lookup:
     """The Lookup from sub-responses by referenceId (status, body), already checked."""
     status, body = results.get("transcript", (404, None))
-    found = status == 200 and isinstance(body, dict)
+    contacts = _records(_body(results, "contacts"))
     roles = []
-    for r in _records(results.get("roles", (200, None))[1]):
-        opp = r.get("Opportunity") or {}
-        account = opp.get("Account") or {}
-        contact = r.get("Contact") or {}
-        roles.append(
-            Role(
-                opportunity_id=str(r["OpportunityId"]),
-                contact_id=str(r["ContactId"]),
-                contact_email=str(contact.get("Email") or "").casefold(),
-                account_id=opp.get("AccountId"),
-                website=account.get("Website"),
-                modified=str(opp.get("LastModifiedDate") or ""),
+    for contact in contacts:
+        for r in _records(contact.get(ROLES)):
+            opp = r.get("Opportunity") or {}
+            roles.append(
+                Role(
+                    contact_id=str(contact["Id"]),
+                    opportunity=Opportunity(
+                        id=str(r["OpportunityId"]),
+                        account_id=opp.get("AccountId"),
+                        modified=str(opp.get("LastModifiedDate") or ""),
+                    ),
+                )
             )
-        )
+    opportunities = {}
+    for ref in ("account_opportunities", "website_opportunities"):
+        for r in _records(_body(results, ref)):
+            opportunities[str(r["Id"])] = Opportunity(
+                id=str(r["Id"]),
+                account_id=r.get("AccountId"),
+                modified=str(r.get("LastModifiedDate") or ""),
+                website=(r.get("Account") or {}).get("Website"),
+            )
     return Lookup(
-        transcript_id=str(body["Id"]) if found else None,
-        transcript_truncated=bool(found and body.get("Is_Truncated__c")),
-        existing_participants=frozenset(
-            str(r[mapping.PARTICIPANT_KEY])
-            for r in _records(results.get("participants", (200, None))[1])
+        transcript_truncated=bool(
+            status == 200 and isinstance(body, dict) and body.get("Is_Truncated__c")
         ),
-        contacts=_people(results.get("contacts", (200, None))[1]),
-        leads=_people(results.get("leads", (200, None))[1]),
-        users=_people(results.get("users", (200, None))[1]),
+        contacts=_people({"records": contacts}),
+        leads=_people(_body(results, "leads")),
+        users=_people(_body(results, "users")),
         roles=tuple(roles),
+        opportunities=tuple(opportunities.values()),
     )
 
 
@@ -229,12 +258,12 @@ def _on_domain(domain: str, site: str | None) -> bool:
     return site is not None and (domain == site or domain.endswith("." + site))
 
 
-def _best(candidates: dict[str, tuple[int, str, str | None]]) -> tuple[str, str | None] | None:
-    """The opportunity with most participant roles, then latest modified, then lowest id."""
-    if not candidates:
-        return None
-    best = min(candidates.items(), key=lambda kv: (-kv[1][0], _desc(kv[1][1]), kv[0]))
-    return best[0], best[1][2]
+def _best(candidates: Iterable[Opportunity], participants: Counter[str]) -> Opportunity | None:
+    """The opportunity with most participants holding a role, then latest modified, then
+    lowest id."""
+    return min(
+        candidates, key=lambda o: (-participants[o.id], _desc(o.modified), o.id), default=None
+    )
 
 
 def _desc(stamp: str) -> tuple[int, ...]:
@@ -247,34 +276,34 @@ def decide_related(
     """The meeting's related Account and Opportunity, in ECI's order (module docstring)."""
     addresses = {e.casefold() for e in participant_emails}
     contacts = {c.id: c for c in lookup.contacts if c.email in addresses}
-    opps: dict[str, Role] = {}
-    role_count: Counter[str] = Counter()
+    holders: dict[str, set[str]] = {}  # opportunity id -> participant contacts with a role
+    with_roles: dict[str, Opportunity] = {}
     for role in lookup.roles:
-        opps.setdefault(role.opportunity_id, role)
-        if role.contact_id in contacts or role.contact_email in addresses:
-            role_count[role.opportunity_id] += 1
-
-    def pick(ids: Iterable[str]) -> tuple[str, str | None] | None:
-        return _best({i: (role_count[i], opps[i].modified, opps[i].account_id) for i in ids})
-
+        if role.contact_id in contacts:
+            holders.setdefault(role.opportunity.id, set()).add(role.contact_id)
+            with_roles.setdefault(role.opportunity.id, role.opportunity)
+    participants = Counter({opp: len(ids) for opp, ids in holders.items()})
     accounts = {c.account_id for c in contacts.values() if c.account_id}
     site_domains = list(domains)
     rules = (
-        ("contact_role", [i for i in opps if role_count[i] > 0]),
-        ("contact_account_opportunity", [i for i in opps if opps[i].account_id in accounts]),
+        ("contact_role", with_roles.values()),
+        (
+            "contact_account_opportunity",
+            [o for o in lookup.opportunities if o.account_id in accounts],
+        ),
         (
             "website_opportunity",
             [
-                i
-                for i in opps
-                if any(_on_domain(d, website_domain(opps[i].website)) for d in site_domains)
+                o
+                for o in lookup.opportunities
+                if any(_on_domain(d, website_domain(o.website)) for d in site_domains)
             ],
         ),
     )
-    for rule, ids in rules:
-        chosen = pick(ids)
+    for rule, candidates in rules:
+        chosen = _best(candidates, participants)
         if chosen is not None:
-            return Related(account_id=chosen[1], opportunity_id=chosen[0], rule=rule)
+            return Related(account_id=chosen.account_id, opportunity_id=chosen.id, rule=rule)
     if accounts:
         per_account = Counter(c.account_id for c in contacts.values() if c.account_id)
         latest = {

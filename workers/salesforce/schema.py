@@ -9,8 +9,9 @@ from ingest.exceptions import UpstreamPermanent
 from workers.salesforce import mapping
 from workers.salesforce.client import SalesforceClient, error_code
 
-# Per object: fields written on insert and on update ("create" only: master-detail parents,
-# ContentVersion's file fields, which Salesforce never lets one update).
+# Per object: fields written on insert and on update ("create" only: external keys, which
+# an upsert names in its URL, and ContentVersion's file fields, which Salesforce never lets
+# one update). The master-detail parents are reparentable, so every upsert may name them.
 REQUIRED: dict[str, dict[str, str]] = {
     mapping.MEETING: {
         mapping.MEETING_KEY: "create",
@@ -28,7 +29,7 @@ REQUIRED: dict[str, dict[str, str]] = {
     },
     mapping.PARTICIPANT: {
         mapping.PARTICIPANT_KEY: "create",
-        "Meeting__c": "create",
+        "Meeting__c": "upsert",
         "Name": "upsert",
         "Email__c": "upsert",
         "Role__c": "upsert",
@@ -40,7 +41,7 @@ REQUIRED: dict[str, dict[str, str]] = {
     },
     mapping.TRANSCRIPT: {
         mapping.TRANSCRIPT_KEY: "create",
-        "Meeting__c": "create",
+        "Meeting__c": "upsert",
         "Name": "upsert",
         "Text__c": "upsert",
         "Language__c": "upsert",

@@ -1,12 +1,13 @@
 """The Salesforce stage: a meeting written in two API calls, one of look-ups, one of upserts.
 
-Call 1 (composite, reads only): the transcript record if it exists, the meeting's existing
-participants, Contacts, Leads and Users by e-mail and the open opportunities' contact roles
-(workers.salesforce.matching). Call 2 (composite, allOrNone): upserts by external id of the
-meeting, the transcript and the participants (sObject Collections of at most 200 each), and
-the full WebVTT as one ContentVersion when the text was truncated and no earlier run attached
-it. A replay writes the same records again: upserts on external ids, and the file is created
-in the same transaction as the truncated transcript that records it.
+Call 1 (composite, reads only): the transcript record if it exists, Contacts (with their roles
+on open opportunities), Leads and Users by e-mail, and the open opportunities of the contacts'
+accounts and of the external domains' accounts (workers.salesforce.matching). Call 2
+(composite, allOrNone): upserts by external id of the meeting, the transcript and the
+participants (sObject Collections of at most 200 each), and the full WebVTT as one
+ContentVersion when the text was truncated and no earlier run attached it. A replay writes
+the same records again: upserts on external ids, and the file is created in the same
+transaction as the truncated transcript that records it.
 """
 
 from __future__ import annotations
@@ -32,10 +33,9 @@ from workers.salesforce.client import (
 COLLECTION_SIZE = 200  # sObject Collections' limit per request
 MAX_COLLECTIONS = 5  # queries and collections per composite request
 MAX_PARTICIPANTS = COLLECTION_SIZE * MAX_COLLECTIONS
-# In the write round these mean another worker wrote the same meeting between our two calls
-# (a new key that now exists, a parent named on a row that now exists): the look-ups are
-# stale, and a retry reads them afresh. Access problems were ruled out by the start check.
-RACE_CODES = frozenset({"DUPLICATE_VALUE", "INVALID_FIELD_FOR_INSERT_UPDATE"})
+# In the write round this means another worker inserted the same key between our two calls:
+# a retry upserts onto the row it created.
+RACE_CODES = frozenset({"DUPLICATE_VALUE"})
 
 log = structlog.get_logger("workers.salesforce")
 
@@ -139,9 +139,7 @@ def _write_requests(
     mkey = quote(mapping.meeting_key(meeting), safe="")
     tkey = quote(mapping.transcript_key(meeting), safe="")
     meeting_fields = mapping.meeting_record(meeting, transcript, talk, related)
-    text_fields, truncated = mapping.transcript_record(
-        meeting, transcript, exists=found.transcript_id is not None
-    )
+    text_fields, truncated = mapping.transcript_record(meeting, transcript)
     subs: list[dict[str, Any]] = [
         {
             "method": "PATCH",
@@ -168,7 +166,7 @@ def _write_requests(
                 "body": mapping.transcript_file(meeting, "@{meeting.id}"),
             }
         )
-    rows = mapping.participant_records(meeting, talk, people, found.existing_participants)
+    rows = mapping.participant_records(meeting, talk, people)
     for n, start in enumerate(range(0, len(rows), COLLECTION_SIZE)):
         subs.append(
             {
