@@ -159,6 +159,29 @@ class TestDefaultScenario:
             if meeting["Eligibility_Reason__c"] == "external_participants":
                 assert any(p["Is_External__c"] for p in people), meeting["Name"]
 
+    def test_related_account_and_opportunity(self, plain: Any) -> None:
+        """ECI's order on the scenario's org, where no opportunity has a contact role: open
+        deals are found through the contacts' accounts and the account websites; a closed
+        deal (Northwind) leaves the account alone."""
+        _, dump, _ = plain
+        names = {r["Id"]: r["Name"] for r in dump["Account"] + dump["Opportunity"]}
+        got = {
+            m["Name"]: (
+                names.get(m.get("Related_Account__c") or ""),
+                names.get(m.get("Related_Opportunity__c") or ""),
+            )
+            for m in dump["Teams_Meeting__c"]
+        }
+        assert got["Fabrikam renewal: pricing and terms"] == ("Fabrikam", "Fabrikam renewal 2027")
+        assert got["Litware security and compliance workshop (half day)"] == (
+            "Litware", "Litware security expansion"
+        )  # fmt: skip
+        assert got["Fourth Coffee quarterly business review"] == (
+            "Fourth Coffee", "Fourth Coffee new stores"
+        )  # fmt: skip
+        assert got["Northwind Traders onboarding kickoff"] == ("Northwind Traders", None)
+        assert got["Prep: Q4 forecast notes"] == (None, None)
+
     def test_long_transcript_truncated_with_one_file(self, plain: Any) -> None:
         _, dump, _ = plain
         truncated = [t for t in dump["Teams_Transcript__c"] if t["Is_Truncated__c"]]
