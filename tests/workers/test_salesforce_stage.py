@@ -7,7 +7,7 @@ import base64
 import datetime as dt
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +270,40 @@ class TestSchemaCheck:
         assert "Teams_Transcript__c.Cue_Count__c (field not found)" in message
         assert "deploy/salesforce" in message
         assert "Question_Count__c" not in message  # optional: left out, not required
+
+    def test_fixed_master_detail_is_named(self, ca_dir: Path, tmp_path: Path) -> None:
+        """An org deployed before the masters allowed reparenting is told to deploy again."""
+        project = tmp_path / "salesforce"
+        shutil.copytree(DEFAULT_DIR, project)
+        field = (project / "force-app/main/default/objects/Teams_Meeting_Participant__c"
+                 / "fields/Meeting__c.field-meta.xml")  # fmt: skip
+        field.write_text(field.read_text().replace(">true</reparentable", ">false</reparentable"))
+        with (
+            Server(Config(metadata_dir=project), ca_dir) as srv,
+            pytest.raises(schema.SchemaMissing) as info,
+        ):
+            schema.check(srv.client())
+        assert "Teams_Meeting_Participant__c.Meeting__c (not updateable)" in str(info.value)
+        assert "Teams_Transcript__c" not in str(info.value)
+
+    def test_unreadable_lookups_are_named(self) -> None:
+        def describe(names: Iterable[str], queryable: bool = True) -> dict[str, Any]:
+            fields = [{"name": n, "createable": True, "updateable": True} for n in names]
+            return {"createable": True, "queryable": queryable, "fields": fields}
+
+        describes: dict[str, dict[str, Any] | None] = {
+            obj: describe(wanted) for obj, wanted in schema.REQUIRED.items()
+        }
+        describes |= {obj: describe(names) for obj, names in schema.READ.items()}
+        assert schema.problems(describes) == []
+        describes["Opportunity"] = None  # no read access: describe answers 404
+        describes["Lead"] = describe(schema.READ["Lead"], queryable=False)
+        describes["Account"] = describe(["Name"])  # Website hidden by field-level security
+        assert schema.problems(describes) == [
+            "Lead (not readable)",
+            "Account.Website (not readable)",
+            "Opportunity (not readable)",
+        ]
 
     def test_optional_fields_left_out(self) -> None:
         kept = schema.Schema({"Teams_Meeting__c": frozenset({"Question_Count__c"})})

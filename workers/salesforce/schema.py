@@ -55,6 +55,17 @@ REQUIRED: dict[str, dict[str, str]] = {
         "FirstPublishLocationId": "create",
     },
 }
+# Per object: fields the look-up round reads (workers.salesforce.matching). Without read
+# access Salesforce hides the object (describe answers 404) or the field (left out of it),
+# and every look-up would fail; the start-up check names them instead.
+READ: dict[str, tuple[str, ...]] = {
+    "Contact": ("Email", "AccountId"),
+    "Lead": ("Email", "IsConverted"),
+    "User": ("Email", "IsActive"),
+    "Account": ("Website",),
+    "Opportunity": ("AccountId", "IsClosed"),
+    "OpportunityContactRole": ("OpportunityId", "ContactId"),
+}
 # Insights beyond DESIGN §6: written when the org has them, left out otherwise.
 OPTIONAL: dict[str, tuple[str, ...]] = {
     mapping.MEETING: ("Internal_Talk_Ratio__c", "Question_Count__c"),
@@ -100,6 +111,13 @@ def problems(describes: dict[str, dict[str, Any] | None]) -> list[str]:
                 out.append(f"{obj}.{name} (not createable)")
             elif mode == "upsert" and not f.get("updateable", False):
                 out.append(f"{obj}.{name} (not updateable)")
+    for obj, names in READ.items():
+        desc = describes.get(obj)
+        if desc is None or not desc.get("queryable", False):
+            out.append(f"{obj} (not readable)")
+            continue
+        have = {str(f.get("name")) for f in desc.get("fields", []) if isinstance(f, dict)}
+        out.extend(f"{obj}.{name} (not readable)" for name in names if name not in have)
     return out
 
 
@@ -114,15 +132,17 @@ def writable_optional(describes: dict[str, dict[str, Any] | None]) -> Schema:
 
 
 def check(client: SalesforceClient) -> Schema:
-    """Describe the four objects in one composite call; raise SchemaMissing naming what lacks."""
+    """Describe the objects written and read in one composite call (one API call); raise
+    SchemaMissing naming what lacks."""
     base = f"/services/data/v{client.api_version}/sobjects"
+    objects = [*REQUIRED, *READ]
     subs = [
         {"method": "GET", "url": f"{base}/{obj}/describe", "referenceId": f"d{i}"}
-        for i, obj in enumerate(REQUIRED)
+        for i, obj in enumerate(objects)
     ]
     reply = client.restful("composite", "POST", {"allOrNone": False, "compositeRequest": subs})
     describes: dict[str, dict[str, Any] | None] = {}
-    for obj, sub in zip(REQUIRED, reply.get("compositeResponse", []), strict=False):
+    for obj, sub in zip(objects, reply.get("compositeResponse", []), strict=False):
         status, body = sub.get("httpStatusCode"), sub.get("body")
         if status == 200 and isinstance(body, dict):
             describes[obj] = body
