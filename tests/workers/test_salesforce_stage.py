@@ -615,6 +615,61 @@ class TestUsageMetric:
         assert REGISTRY.get_sample_value("ingest_salesforce_api_limit") == 15000
 
 
+class TestPagedLookups:
+    """Salesforce may answer a look-up in several batches: every batch is read, at one more
+    API call each, and the meeting comes out as it does in one batch."""
+
+    @staticmethod
+    def matched(server: Server) -> tuple[Any, ...]:
+        dump = server.dump()
+        names = {r["Id"]: r.get("Name") or r.get("Email") or r.get("LastName")
+                 for rows in dump.values() for r in rows}  # fmt: skip
+        people = sorted(
+            (str(r.get("Email__c")), *(names.get(r.get(f) or "") for f in REFS))
+            for r in dump["Teams_Meeting_Participant__c"]
+        )
+        (row,) = dump["Teams_Meeting__c"]
+        related = (names.get(row.get("Related_Account__c") or ""),
+                   names.get(row.get("Related_Opportunity__c") or ""))  # fmt: skip
+        return tuple(people), related
+
+    def test_one_record_per_batch(self, server: Server, ca_dir: Path) -> None:
+        stage.write(server.connection(), meeting())
+        whole = self.matched(server)
+        with Server(Config(seed=SEED, query_batch=1), ca_dir) as paged:
+            conn = paged.connection()
+            start = paged.calls()
+            stage.write(conn, meeting())
+            extra = paged.calls() - start - 2
+            assert self.matched(paged) == whole
+        # contacts, leads and the website opportunities each found two rows.
+        assert extra == 3
+        assert whole[1] == ("Fabrikam", "Renewal")
+
+    def test_child_lists_are_completed(self) -> None:
+        """A row's child list can come in batches too (its own nextRecordsUrl)."""
+
+        class Pages:  # only what _read_all_pages uses of a SalesforceClient
+            api_version = "62.0"
+            asked: list[str] = []
+
+            def restful(self, path: str) -> dict[str, Any]:
+                self.asked.append(path)
+                return {"done": True, "records": [{"OpportunityId": "006b"}]}
+
+        body = {"done": True, "records": [{"Id": "003", "OpportunityContactRoles": {
+            "done": False, "nextRecordsUrl": "/services/data/v62.0/query/01gX-1",
+            "records": [{"OpportunityId": "006a"}]}}]}  # fmt: skip
+        client = Pages()
+        stage._read_all_pages(client, "contacts", body)  # type: ignore[arg-type]
+        roles = body["records"][0]["OpportunityContactRoles"]
+        assert [r["OpportunityId"] for r in roles["records"]] == ["006a", "006b"]
+        assert roles["done"] is True and client.asked == ["query/01gX-1"]
+
+
+REFS = ("Contact__c", "Lead__c", "User__c")
+
+
 class TestPushFromWorkerContext:
     """`push` uses the worker process's one connection, built and checked on first use."""
 

@@ -78,19 +78,20 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
         raise UpstreamPermanent(f"the transcript Graph returned is not WebVTT: {exc}") from None
     client = conn.client
     calls = client.calls
-    found = matching.parse_lookup(
-        _results(
-            client.restful(
-                "composite",
-                "POST",
-                {
-                    "allOrNone": False,
-                    "compositeRequest": matching.lookup_requests(meeting, client.api_version),
-                },
-            ),
-            allowed={"transcript": (404,)},
-        )
+    looked_up = _results(
+        client.restful(
+            "composite",
+            "POST",
+            {
+                "allOrNone": False,
+                "compositeRequest": matching.lookup_requests(meeting, client.api_version),
+            },
+        ),
+        allowed={"transcript": (404,)},
     )
+    for ref, (_, body) in looked_up.items():
+        _read_all_pages(client, ref, body)
+    found = matching.parse_lookup(looked_up)
     talk = mapping.talk_seconds(meeting, transcript)
     addresses = matching.emails(meeting)
     related = matching.decide_related(addresses, matching.external_domains(meeting), found)
@@ -178,6 +179,28 @@ def _write_requests(
             }
         )
     return subs, attach
+
+
+def _read_all_pages(client: SalesforceClient, ref: str, body: Any) -> None:
+    """Complete a query result (and its rows' child lists) that Salesforce answered in more
+    than one batch: batches shrink below 2,000 for wide rows and count child rows. Each
+    further batch is one more API call, logged; a meeting's look-ups normally fit one."""
+    if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+        return
+    pages = 0
+    while body.get("done") is False and body.get("nextRecordsUrl"):
+        path = str(body["nextRecordsUrl"]).split(f"/v{client.api_version}/", 1)[-1]
+        more = client.restful(path)
+        body["records"].extend(more.get("records") or [])
+        body["done"], body["nextRecordsUrl"] = more.get("done", True), more.get("nextRecordsUrl")
+        pages += 1
+    if pages:
+        log.warning("salesforce_lookup_paged", lookup=ref, extra_calls=pages)
+    for row in body["records"]:
+        if isinstance(row, dict):
+            for name, value in row.items():
+                if isinstance(value, dict) and "records" in value:
+                    _read_all_pages(client, f"{ref}.{name}", value)
 
 
 def _results(
