@@ -194,6 +194,11 @@ async def get_json(sdk: Any, builder: Any, config: Any = None) -> dict[str, Any]
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
     info = builder.to_get_request_information(config)
+    # Expand the URL template once, not twice: the auth provider and the adapter each read
+    # `info.url`, and each read expands it again (~0.36 ms for a meeting's long ids). The
+    # adapter sets the base URL itself just before; set here, the expansion is complete.
+    sdk.request_adapter.set_base_url_for_request_information(info)
+    info.url = info.url
     raw = await sdk.request_adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
     doc = json.loads(raw) if raw else {}
     return doc if isinstance(doc, dict) else {}
