@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ingest workers policy emulators tests bench
-	$(BIN)/ruff format --check ingest workers policy emulators tests bench
+	$(BIN)/ruff check core ingest workers policy emulators tests bench
+	$(BIN)/ruff format --check core ingest workers policy emulators tests bench
 	$(BIN)/mypy
 
 test: lint

@@ -39,7 +39,7 @@ from rq.job import Job  # noqa: E402
 
 from bench import pipeline_scenario  # noqa: E402
 from bench.pipeline_stack import Stack, new_workdir  # noqa: E402
-from ingest import defaults  # noqa: E402
+from core import defaults  # noqa: E402
 
 MEETINGS = int(os.environ.get("BENCH_MEETINGS", "200"))
 SLOW_MEETINGS = int(os.environ.get("BENCH_SLOW_MEETINGS", "20"))

@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from ingest import registry  # noqa: E402
 from ingest.embedded_redis import RedisServer, free_port  # noqa: E402
+from workers import registry  # noqa: E402
 
 FLOOR = ROOT.parent / "shared" / "bench" / "floor_receiver.py"
 TENANT = "11111111-1111-1111-1111-111111111111"

@@ -22,13 +22,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from core.exceptions import Drop
+from core.settings import Settings
 from ingest import connect
 from ingest.enqueue import Enqueuer
 from ingest.health import HealthCollector
 from ingest.metrics import ReceiverMetrics
-from ingest.notifications import Drop, Item, canonical_item, validate_canonical
-from ingest.registry import RegistryCache
-from ingest.settings import Settings
+from ingest.notifications import Item, canonical_item, validate_canonical
+from workers.registry import RegistryCache
 
 log = structlog.get_logger("ingest.receiver")
 

@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from ingest import defaults
-from ingest.exceptions import ConfigurationError
-from ingest.reconcile import CallRecords, Counts, Reconciler, graph_time
-from ingest.settings import Settings
+from core import defaults, times
+from core.exceptions import ConfigurationError
+from core.settings import Settings
+from ingest.reconcile import CallRecords, Counts, Reconciler
+from workers.graph.client import GraphClient
 
 EXIT_USAGE = 2
 
@@ -32,13 +33,12 @@ def parse_since(raw: str, now: datetime) -> tuple[datetime, str | None]:
     if when < oldest:
         return oldest, (
             f"Graph keeps callRecords {defaults.CALL_RECORDS_RETENTION_DAYS} days: "
-            f"backfilling from {graph_time(oldest)} instead of {raw}"
+            f"backfilling from {times.graph(oldest)} instead of {raw}"
         )
     return when, None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.graph.client import GraphClient
 
     now = datetime.now(UTC)
     try:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"backfill: {counts.line()} so far", file=sys.stderr, flush=True)
 
     try:
-        print(f"backfill: listing callRecords started since {graph_time(since)}",
+        print(f"backfill: listing callRecords started since {times.graph(since)}",
               file=sys.stderr)  # fmt: skip
         counts = Reconciler(settings, conn, CallRecords(client)).sweep(
             since, grace_s=0, progress=progress

@@ -11,8 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ingest.exceptions import ConfigurationError, IngestError
-from ingest.settings import Settings
+from core.exceptions import ConfigurationError, IngestError
+from core.settings import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

@@ -22,11 +22,17 @@ from typing import Any
 
 import redis
 
-from ingest import defaults, health, logs, registry
-from ingest.registry import KIND_CALL_RECORDS, KIND_TRANSCRIPTS
-from ingest.settings import Settings
+from core import defaults, keys, logs, times
+from core.exceptions import NotFound
+from core.settings import Settings
+from ingest import health
+from ingest.reconcile import CallRecords, Reconciler, TranscriptDelta
+from workers import registry
+from workers.graph.client import GraphClient
+from workers.registry import KIND_CALL_RECORDS, KIND_TRANSCRIPTS
+from workers.subscriptions import GraphSubscriptions, Manager
 
-LOCK_KEY = f"{defaults.KEY_PREFIX}:clock:leader"
+LOCK_KEY = keys.CLOCK_LEADER
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -73,7 +79,6 @@ class Renewer:
         self.clock = clock
 
     def run_pass(self) -> dict[str, int]:
-        from ingest.subscriptions import NotFound
 
         counts = {"renewed": 0, "created": 0, "failed": 0, "kept": 0}
         now = self.clock()
@@ -119,11 +124,8 @@ class Renewer:
 
 
 def _until(expires_at: str, now: datetime) -> timedelta | None:
-    try:
-        when = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)) - now
+    when = times.parse(expires_at)
+    return None if when is None else when - now
 
 
 def _reason(exc: BaseException) -> str:
@@ -223,8 +225,6 @@ def build(settings: Settings, conn: redis.Redis, graph_client: Any,
           now: Callable[[], datetime] = lambda: datetime.now(UTC),
           stop: threading.Event | None = None) -> Clock:  # fmt: skip
     """A Clock with the renewal and reconciliation passes over one Graph client."""
-    from ingest.reconcile import CallRecords, Reconciler, TranscriptDelta
-    from ingest.subscriptions import GraphSubscriptions, Manager
 
     manager = Manager(settings, conn, GraphSubscriptions(settings, graph_client), clock=now)
     renewer = Renewer(conn, manager, now)
@@ -243,7 +243,6 @@ def build(settings: Settings, conn: redis.Redis, graph_client: Any,
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.graph.client import GraphClient
 
     settings.require_graph()
     settings.require_public_url()

@@ -16,10 +16,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from ingest import oauth, vault
-from ingest.exceptions import ConfigurationError
-from ingest.oauth import ConnectFailed
-from ingest.settings import Settings
+from core import vault
+from core.exceptions import ConfigurationError, ConnectFailed, SealBroken, SealExpired
+from core.settings import Settings
+from workers import oauth
 
 log = structlog.get_logger("ingest.connect")
 
@@ -59,13 +59,13 @@ class Flow:
         sealer = vault.Vault(settings.require_secret_key(), vault.CONNECT_STATE)
         try:
             doc = json.loads(sealer.open(raw.encode(), max_age=max_age))
-        except vault.SealExpired:
+        except SealExpired:
             raise ConnectFailed(
                 "connect_state_expired",
                 "Sign-in took too long",
                 "This sign-in expired. Please start again.",
             ) from None
-        except vault.SealBroken:
+        except SealBroken:
             log.warning("security_event", event_type="connect_state_invalid")
             raise ConnectFailed(
                 "connect_state_invalid",

@@ -27,13 +27,13 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
 
-from ingest import defaults
+from core import defaults, keys
 from ingest.notifications import Item
 
 JOB_FUNCTIONS = {
-    "callRecords": "workers.jobs.handle_notification",
-    "transcripts": "workers.jobs.handle_notification",
-    "lifecycle": "workers.jobs.handle_lifecycle",
+    "callRecords": keys.JOB_NOTIFICATION,
+    "transcripts": keys.JOB_NOTIFICATION,
+    "lifecycle": keys.JOB_LIFECYCLE,
 }
 _JOB_ID = "ingestjobidsentinel"
 _DESCRIPTION = "ingestdescriptionsentinel"
@@ -192,7 +192,7 @@ class Enqueuer:
             head = json.dumps(added, separators=(",", ":"))
             payload_json = head if canonical == "{}" else f"{head[:-1]},{canonical[1:]}"
             argv.setdefault(function, [self.dedupe_ttl]).extend([
-                f"{defaults.KEY_PREFIX}:seen:{digest}", job_id,
+                f"{keys.SEEN}:{digest}", job_id,
                 self.job_data(function, payload_json), stamp,
                 f"{item.kind} {item.subscription_id}",
             ])  # fmt: skip

@@ -12,8 +12,8 @@ from typing import Any
 
 import redis
 
-from ingest.exceptions import BadInput
-from ingest.settings import Settings
+from core.exceptions import BadInput
+from core.settings import Settings
 from workers.ledger import Ledger
 
 _PUBLIC = (

@@ -18,11 +18,12 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ingest import defaults, registry
+from core import defaults, keys, times
+from workers import registry
 
-PREFIX = f"{defaults.KEY_PREFIX}:health"
-RECONCILE_KEY = f"{PREFIX}:reconcile"
-SEEN_KEY = f"{defaults.KEY_PREFIX}:ledger:subscription_seen"  # workers/ledger.py writes it
+PREFIX = keys.HEALTH
+RECONCILE_KEY = keys.HEALTH_RECONCILE
+SEEN_KEY = keys.SUBSCRIPTION_SEEN  # workers/ledger.py writes it
 FAILURES_WARNING = 2  # renewals failed in a row before a subscription is unhealthy
 
 
@@ -41,16 +42,6 @@ def _text(raw: Mapping[Any, Any]) -> dict[str, str]:
         )
         for k, v in raw.items()
     }
-
-
-def _seconds_until(when: str, now: datetime) -> int | None:
-    try:
-        at = datetime.fromisoformat(when.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return int((at - now).total_seconds())
 
 
 def renewed(conn: redis.Redis, subscription_id: str) -> None:
@@ -86,7 +77,7 @@ def subscriptions(conn: redis.Redis, now: datetime | None = None) -> list[dict[s
     out = []
     for sub in registry.load_all(conn):
         data = _text(conn.hgetall(subscription_key(sub.id)))
-        left = _seconds_until(sub.expires_at, now)
+        left = times.seconds_until(sub.expires_at, now)
         failures = int(data.get("failures") or 0)
         warnings = []
         if left is not None and left < defaults.HEALTH_EXPIRY_WARNING_SECONDS:
@@ -126,10 +117,8 @@ def warnings(conn: redis.Redis, now: datetime | None = None) -> list[str]:
 def _stamp(value: str | None) -> float | None:
     if not value:
         return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    when = times.parse(value)
+    return None if when is None else when.timestamp()
 
 
 class HealthCollector(Collector):

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.registry import CHANGE_TYPES, KIND_CALL_RECORDS, KIND_TRANSCRIPTS, Subscription
+from core.exceptions import Drop
+from workers.registry import CHANGE_TYPES, KIND_CALL_RECORDS, KIND_TRANSCRIPTS, Subscription
 
 _GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 # Online meeting and transcript ids are base64 (standard or url-safe); bounded in length.
@@ -50,14 +51,6 @@ _ENCRYPTED_KEYS = {
               "encryptionCertificateThumbprint")
 }  # fmt: skip
 MAX_STRING = 4096
-
-
-class Drop(Exception):
-    """An item that is not accepted; `reason` is the metric label and log field."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,22 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from ingest import defaults, health, logs
-from ingest.settings import Settings
+from core import defaults, keys, logs, times
+from core.settings import Settings
+from ingest import health
+from ingest.enqueue import job_options
+from workers import users
+from workers.graph.client import as_json
+from workers.ledger import Ledger
 
-WATERMARK_KEY = f"{defaults.KEY_PREFIX}:reconcile:watermark"
-DELTA_KEY = f"{defaults.KEY_PREFIX}:reconcile:transcripts-delta"  # + user id: the deltaLink
-_ENQUEUED = f"{defaults.KEY_PREFIX}:reconcile:enqueued"  # + callRecord id: enqueued lately
+WATERMARK_KEY = keys.RECONCILE_WATERMARK
+DELTA_KEY = keys.RECONCILE_DELTA
+_ENQUEUED = keys.RECONCILE_ENQUEUED
 ENQUEUED_TTL_SECONDS = 6 * 3600  # a record enqueued by a pass is not enqueued again meanwhile
 # A record whose call ended this recently is left to its notification (it usually arrives
 # within 15 minutes); the overlap brings it back in a later pass.
 GRACE_SECONDS = 900
-JOB = "workers.jobs.handle_notification"
+JOB = keys.JOB_NOTIFICATION
 
 log = logs.get_logger("ingest.reconcile")
 
@@ -40,25 +45,6 @@ class CallRecordLister(Protocol):
     def since(self, start: datetime) -> Iterator[dict[str, Any]]: ...
 
 
-def graph_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    if "." in text:  # Graph writes 7 fractional digits; Python reads at most 6
-        head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 class CallRecords:
     """`GET /communications/callRecords?$filter=startDateTime ge …`, every page, over msgraph."""
 
@@ -66,11 +52,10 @@ class CallRecords:
         self.client = client
 
     def since(self, start: datetime) -> Iterator[dict[str, Any]]:
-        from workers.graph.client import as_json
 
         base = self.client.settings.graph_base_url
         url: str | None = f"{base}/communications/callRecords?$filter=" + quote(
-            f"startDateTime ge {graph_time(start)}", safe=":"
+            f"startDateTime ge {times.graph(start)}", safe=":"
         )
         while url:
             link = url
@@ -92,14 +77,13 @@ class TranscriptDelta:
         self.conn = conn
 
     def changes(self, user_id: str, start: datetime) -> Iterator[dict[str, Any]]:
-        from workers.graph.client import as_json
 
         key = f"{DELTA_KEY}:{user_id}"
         stored = self.conn.get(key)
         base = self.client.settings.graph_base_url
         url: str | None = stored.decode() if isinstance(stored, bytes) else (
             f"{base}/users/{user_id}/onlineMeetings/getAllTranscripts("
-            f"meetingOrganizerUserId='{user_id}',startDateTime={graph_time(start)})/delta"
+            f"meetingOrganizerUserId='{user_id}',startDateTime={times.graph(start)})/delta"
         )  # fmt: skip
         delta_link = None
         items: list[dict[str, Any]] = []
@@ -186,7 +170,6 @@ class Reconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transcripts: TranscriptDelta | None = None,
     ) -> None:
-        from workers.ledger import Ledger
 
         self.settings = settings
         self.conn = conn
@@ -213,7 +196,7 @@ class Reconciler:
             if self._known(cr_id):
                 counts.known += 1
             else:
-                ended = _parse(record.get("endDateTime"))
+                ended = times.parse(record.get("endDateTime"))
                 if grace_s and ended is not None and (now - ended).total_seconds() < grace_s:
                     counts.recent += 1
                 elif self._enqueue(cr_id, now):
@@ -231,7 +214,6 @@ class Reconciler:
         )
 
     def _enqueue(self, cr_id: str, now: datetime, body: dict[str, Any] | None = None) -> bool:
-        from ingest.enqueue import job_options
 
         if not self.conn.set(f"{_ENQUEUED}:{cr_id}", "1", nx=True, ex=ENQUEUED_TTL_SECONDS):
             return False
@@ -244,7 +226,6 @@ class Reconciler:
 
     def sweep_transcripts(self, start: datetime) -> Counts:
         """Each ECI user's new transcripts (delta) whose meeting nobody has handled or queued."""
-        from ingest import users
 
         counts = Counts()
         if self.transcripts is None:
@@ -276,7 +257,7 @@ class Reconciler:
         after the whole listing went through (a failed pass is repeated whole next time)."""
         now = self.clock()
         raw = self.conn.get(WATERMARK_KEY)
-        mark = _parse(raw.decode()) if isinstance(raw, bytes) else None
+        mark = times.parse(raw.decode()) if isinstance(raw, bytes) else None
         overlap = timedelta(seconds=self.settings.reconcile_overlap_seconds)
         start = (mark or now) - overlap
         oldest = now - timedelta(days=defaults.CALL_RECORDS_RETENTION_DAYS)

@@ -12,18 +12,12 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from ingest import health, registry
-from ingest.exceptions import UpstreamTransient
-from ingest.settings import Settings
+from core import times
+from core.exceptions import UpstreamTransient
+from core.settings import Settings
+from ingest import health
+from workers import registry
 from workers.ledger import Ledger
-
-
-def _expires_in(expires_at: str, now: datetime) -> int | None:
-    try:
-        when = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return int((when - now).total_seconds())
 
 
 def collect(settings: Settings, conn: redis.Redis) -> dict[str, Any]:
@@ -34,7 +28,7 @@ def collect(settings: Settings, conn: redis.Redis) -> dict[str, Any]:
     checks = {h["id"]: h for h in health.subscriptions(conn, now)}
     for sub in registry.load_all(conn):
         entry = sub.public()
-        entry["expires_in_seconds"] = _expires_in(sub.expires_at, now)
+        entry["expires_in_seconds"] = times.seconds_until(sub.expires_at, now)
         check = checks.get(sub.id, {})
         for name in ("last_notification", "last_renewal", "last_error", "warnings"):
             entry[name] = check.get(name)

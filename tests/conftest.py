@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from core.settings import Settings
 from ingest.embedded_redis import RedisServer
-from ingest.settings import Settings
 
 _db_numbers = itertools.cycle(range(1, 64))
 

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import redis
 
-from ingest.exceptions import ConfigurationError
-from ingest.settings import Settings
+from core.exceptions import ConfigurationError
+from core.settings import Settings
 
 T = TypeVar("T")
 

@@ -14,12 +14,12 @@ from typing import Any
 import redis
 from rq import Queue, Retry
 
-from ingest import defaults
+from core import defaults, keys
 from workers.meeting import ResolvedMeeting, ResolvedParticipant
 
-PREFIX = f"{defaults.KEY_PREFIX}:resolved"
+PREFIX = keys.RESOLVED
 KEEP_SECONDS = 30 * 24 * 3600
-PUSH_FUNCTION = "workers.jobs.push_meeting"
+PUSH_FUNCTION = keys.JOB_PUSH_MEETING
 PUSH_RETRY_INTERVALS = (10, 60, 300)
 
 

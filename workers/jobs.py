@@ -15,11 +15,16 @@ import structlog
 from rq import Queue, get_current_job
 from rq.serializers import JSONSerializer
 
-from ingest.exceptions import ConfigurationError, UpstreamPermanent
+from core.exceptions import ConfigurationError, UpstreamPermanent
 from workers import handoff
 from workers.context import WorkerContext, current
+from workers.graph.api import GraphApi
+from workers.graph.client import graph
+from workers.graph.client import graph as graph_client
+from workers.graph.delegated import resolver
 from workers.ledger import Ledger
 from workers.pipeline import Pipeline
+from workers.subscriptions import GraphSubscriptions, Manager
 from workers.validation import TokenChecker
 
 log = structlog.get_logger("workers.jobs")
@@ -31,9 +36,6 @@ def pipeline(context: WorkerContext | None = None) -> Pipeline:
     ctx = context or current()
 
     def graph() -> Any:
-        from workers.graph.api import GraphApi
-        from workers.graph.client import graph as graph_client
-        from workers.graph.delegated import resolver
 
         return GraphApi(graph_client(ctx), resolver(ctx))
 
@@ -118,8 +120,6 @@ def handle_lifecycle(payload: dict[str, Any]) -> dict[str, str]:
     """A lifecycle notification: reauthorizationRequired renews the subscription (a PATCH also
     reauthorizes it); subscriptionRemoved re-creates what is missing; missed is logged (the
     reconciliation pass finds what it lost)."""
-    from ingest.subscriptions import GraphSubscriptions, Manager
-    from workers.graph.client import graph
 
     ctx = current()
     Ledger(ctx.redis).record_notification(payload)

@@ -21,12 +21,12 @@ from typing import Any
 
 import redis
 
-from ingest import defaults
+from core import keys
 
-PREFIX = f"{defaults.KEY_PREFIX}:ledger"
-OUTCOMES_KEY = f"{PREFIX}:outcomes"
+PREFIX = keys.LEDGER
+OUTCOMES_KEY = keys.OUTCOMES
 # subscription id -> when its last notification was handled (health: ingest/health.py).
-SUBSCRIPTION_SEEN_KEY = f"{PREFIX}:subscription_seen"
+SUBSCRIPTION_SEEN_KEY = keys.SUBSCRIPTION_SEEN
 OUTCOMES = ("pushed", "skipped", "no_transcript", "failed")
 SETTLED = frozenset({"pushed", "skipped", "no_transcript"})
 MAX_EVENTS = 200

@@ -26,19 +26,18 @@ import redis
 import structlog
 from rq import Queue, Retry
 
-from ingest import defaults, users
-from ingest.exceptions import BadInput, UpstreamPermanent, UpstreamTransient
-from ingest.settings import Settings
+from core import defaults, keys, times
+from core.exceptions import BadInput, NotFound, UpstreamPermanent, UpstreamTransient
+from core.settings import Settings
 from policy import Decision, Meeting, Participant, PolicySettings, Reason, address_of, decide
-from workers import handoff, participants, policy_config, resolve, rich, transcripts
-from workers.graph.errors import GraphNotFound
+from workers import handoff, participants, policy_config, resolve, rich, transcripts, users
 from workers.ledger import SETTLED, Ledger, meeting_key
 from workers.meeting import ResolvedMeeting, ResolvedParticipant
 from workers.validation import TokenChecker
 
 log = structlog.get_logger("workers.pipeline")
 
-CHECK_FUNCTION = "workers.jobs.check_transcript"
+CHECK_FUNCTION = keys.JOB_CHECK_TRANSCRIPT
 LOCK_WAIT_SECONDS = 60
 SLACK = timedelta(minutes=15)  # a transcript's times against its meeting's
 RECENT = timedelta(hours=3)  # one meeting's notifications arrive within this (graph.md §2)
@@ -98,7 +97,7 @@ class Pipeline:
             return self._noted(known, f"callRecord {change} notification: already handled")
         record = self.api.call_record(cr_id)
         if record is None:
-            raise GraphNotFound(f"callRecord {cr_id} is not readable yet (404)")
+            raise NotFound(f"callRecord {cr_id} is not readable yet (404)")
         facts = resolve.from_call_record(record)
         # A recurring series shares one join link and online meeting id: the day tells apart
         # its occurrences.
@@ -165,25 +164,25 @@ class Pipeline:
             raise UpstreamPermanent(f"transcript {tid}: the meeting's organizer is unknown")
         listed = self.api.transcript(organizer_id, om_id, tid)
         if listed is None:
-            raise GraphNotFound(f"transcript {tid} is not readable yet (404)")
-        t_start = resolve.parse_time(listed.get("createdDateTime"))
-        t_end = resolve.parse_time(listed.get("endDateTime")) or t_start
+            raise NotFound(f"transcript {tid} is not readable yet (404)")
+        t_start = times.parse(listed.get("createdDateTime"))
+        t_end = times.parse(listed.get("endDateTime")) or t_start
         latest = self.ledger.alias("om", om_id)  # the occurrence seen last, if any
         if latest and self._same_occurrence(latest, t_start):
             self.ledger.claim([("tr", tid)], latest)
             return self._transcript_of_known(latest, tid)
         meeting = self.api.meeting(organizer_id, om_id)
         if meeting is None:
-            raise GraphNotFound(f"online meeting of transcript {tid} is not readable (404)")
+            raise NotFound(f"online meeting of transcript {tid} is not readable (404)")
         attendance = self.api.attendance(organizer_id, om_id, t_start, t_end)
         # The transcript names its call: with the callRecord this path sees the same people,
         # times and ids as the callRecord path, so both write the same records.
         facts = self._call_record_of(listed)
         a_start, a_end = resolve.attendance_times(attendance)
         start = (facts.start if facts else None) or a_start or t_start
-        start = start or resolve.parse_time(meeting.get("startDateTime"))
+        start = start or times.parse(meeting.get("startDateTime"))
         end = (facts.end if facts else None) or a_end or t_end
-        end = end or resolve.parse_time(meeting.get("endDateTime"))
+        end = end or times.parse(meeting.get("endDateTime"))
         day = resolve.day(start)
         url = resolve.occurrence(meeting.get("joinWebUrl") or None, day)
         aliases = [("tr", tid), ("om", resolve.occurrence(om_id, day)), ("url", url)]
@@ -242,9 +241,9 @@ class Pipeline:
         state = self.ledger.meeting(key)
         if "decision" not in state:
             return False
-        start = resolve.parse_time(state.get("start"))
-        end = resolve.parse_time(state.get("end"))
-        decided = resolve.parse_time(state.get("decided_at"))
+        start = times.parse(state.get("start"))
+        end = times.parse(state.get("end"))
+        decided = times.parse(state.get("decided_at"))
         if created is None or start is None:
             return True
         if created < start - SLACK:
@@ -322,7 +321,7 @@ class Pipeline:
         if not state.get("transcript_wait_started"):
             self.ledger.update(key, transcript_wait_started=self.clock())
         tid = state.get("transcript_id") or transcripts.choose(
-            self.api.transcripts(organizer_id, om_id), resolve.parse_time(state.get("start"))
+            self.api.transcripts(organizer_id, om_id), times.parse(state.get("start"))
         )
         vtt = None
         if tid:
@@ -375,14 +374,14 @@ class Pipeline:
         people = tuple(
             ResolvedParticipant(**p) for p in json.loads(state.get("participants") or "[]")
         )
-        start = resolve.parse_time(state.get("start")) or datetime.now(UTC)
+        start = times.parse(state.get("start")) or datetime.now(UTC)
         meeting = ResolvedMeeting(
             meeting_key=key,
             online_meeting_id=state.get("online_meeting_id") or None,
             call_record_id=state.get("call_record_id") or None,
             subject=state.get("subject") or "Teams meeting",
             start=start,
-            end=resolve.parse_time(state.get("end")) or start,
+            end=times.parse(state.get("end")) or start,
             organizer_email=state.get("organizer_email") or "",
             reason=state.get("reason") or "",
             participants=people,
@@ -478,7 +477,7 @@ class Pipeline:
     @contextmanager
     def _lock(self, key: str) -> Iterator[None]:
         lock = self.conn.lock(
-            f"{defaults.KEY_PREFIX}:lock:meeting:{key}",
+            f"{keys.MEETING_LOCK}:{key}",
             timeout=defaults.JOB_TIMEOUT_SECONDS,
             blocking_timeout=LOCK_WAIT_SECONDS,
         )

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import redis
 
-from ingest import defaults
-from ingest.exceptions import ConfigurationError
-from ingest.settings import Settings
+from core import keys
+from core.exceptions import ConfigurationError
+from core.settings import Settings
 from policy import (
     PolicyConfigError,
     PolicySettings,
@@ -22,7 +22,7 @@ from policy import (
     with_internal_domains,
 )
 
-DOMAINS_KEY = f"{defaults.KEY_PREFIX}:tenant:domains"
+DOMAINS_KEY = keys.TENANT_DOMAINS
 DOMAINS_TTL_SECONDS = 24 * 3600
 
 

@@ -11,23 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from core import times
 from policy import Participant
 from workers import participants
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    # Graph sends up to 7 fractional digits; Python reads 6.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed
 
 
 def day(start: datetime | None) -> str:
@@ -91,8 +79,8 @@ def from_call_record(record: Mapping[str, Any]) -> CallRecordFacts:
     return CallRecordFacts(
         call_record_id=str(record.get("id") or "").lower(),
         join_web_url=record.get("joinWebUrl") or None,
-        start=parse_time(record.get("startDateTime")),
-        end=parse_time(record.get("endDateTime")),
+        start=times.parse(record.get("startDateTime")),
+        end=times.parse(record.get("endDateTime")),
         organizer=participants.organizer(record),
         joined=tuple(participants.from_call_record(record)),
         version=str(record.get("version") or ""),
@@ -124,6 +112,6 @@ def attendance_times(
     if not attendance:
         return None, None
     return (
-        parse_time(attendance.get("meetingStartDateTime")),
-        parse_time(attendance.get("meetingEndDateTime")),
+        times.parse(attendance.get("meetingStartDateTime")),
+        times.parse(attendance.get("meetingEndDateTime")),
     )

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding as asym
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from ingest.exceptions import BadInput, ConfigurationError
+from core.exceptions import BadInput, ConfigurationError
 
 
 def certificate_id(cert_path: Path) -> str:

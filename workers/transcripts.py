@@ -14,10 +14,9 @@ from typing import Any
 
 import redis
 
-from ingest import defaults
-from workers.resolve import parse_time
+from core import keys, times
 
-PREFIX = f"{defaults.KEY_PREFIX}:transcript"
+PREFIX = keys.TRANSCRIPT
 KEEP_SECONDS = 30 * 24 * 3600  # long enough for every retry of the Salesforce stage
 SLACK = timedelta(minutes=15)  # transcription starts and ends within the meeting, give or take
 
@@ -48,7 +47,7 @@ def choose(listed: Iterable[Mapping[str, Any]], start: datetime | None = None) -
     for item in listed:
         tid = item.get("id")
         if isinstance(tid, str) and tid:
-            dated.append((parse_time(item.get("createdDateTime")), tid))
+            dated.append((times.parse(item.get("createdDateTime")), tid))
     if start is None:
         floor = datetime.min.replace(tzinfo=UTC)
         return max(dated, key=lambda d: d[0] or floor)[1] if dated else None

@@ -14,8 +14,8 @@ from typing import Any
 
 import jwt
 
-from ingest.exceptions import BadInput
-from ingest.settings import Settings
+from core.exceptions import BadInput
+from core.settings import Settings
 
 CHANGE_TRACKING_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
 JWKS_LIFESPAN_SECONDS = 24 * 3600.0  # keys rotate daily; an unknown kid refetches sooner

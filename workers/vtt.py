@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ingest.exceptions import BadInput
+from core.exceptions import BadInput
 
 SALESFORCE_TEXT_LIMIT = 131_072  # Teams_Transcript__c.Text__c, in characters (§6)
 

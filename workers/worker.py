@@ -23,8 +23,8 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
-from ingest import defaults, logs
-from ingest.settings import Settings
+from core import defaults, logs
+from core.settings import Settings
 from workers.context import WorkerContext, install, reset
 
 log = logs.get_logger("workers.worker")

@@ -7,10 +7,10 @@ import os
 
 from aiohttp import web
 
-from ingest import defaults, logs
+from core import defaults, logs
+from core.exceptions import ConfigurationError
+from core.settings import Settings
 from ingest.app import create_app
-from ingest.exceptions import ConfigurationError
-from ingest.settings import Settings
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -21,6 +21,7 @@ from emulators.graph.world import World
 from emulators.scenario import Scenario
 from ingest.demo.processes import INGEST, Child, run_command, wait_http
 from ingest.embedded_redis import RedisServer, free_port
+from workers.ledger import Ledger
 
 SETTLED = ("pushed", "skipped", "no_transcript", "failed")
 Progress = Callable[[str], None]
@@ -257,7 +258,6 @@ class Demo:
         return True
 
     def _status(self, conn: redis.Redis, meeting_id: str) -> dict[str, Any]:
-        from workers.ledger import Ledger
 
         ledger = Ledger(conn)
         for ref in (

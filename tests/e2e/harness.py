@@ -18,6 +18,7 @@ from typing import Any
 import redis
 from aiohttp import web
 
+from core.settings import Settings
 from emulators import scenario as scenario_mod
 from emulators.graph.app import create_app as create_graph
 from emulators.graph.clock import Clock
@@ -25,11 +26,9 @@ from emulators.graph.faults import GraphFaults
 from emulators.graph.options import GraphOptions
 from emulators.graph.world import World
 from emulators.tls import client_context, ensure_ca, server_context
-from ingest import users
 from ingest.app import create_app as create_receiver
-from ingest.settings import Settings
-from ingest.subscriptions import GraphSubscriptions, Manager
-from workers import context
+from workers import context, users
+from workers.subscriptions import GraphSubscriptions, Manager
 from workers.worker import build_worker
 
 
@@ -140,7 +139,7 @@ class Stack:
 
     def drop_subscriptions(self, kind: str) -> None:
         """Delete our subscriptions of one kind, so that only the other path is notified."""
-        from ingest import registry
+        from workers import registry
 
         api = GraphSubscriptions(self.settings)
         try:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from core.exceptions import BadInput
 from ingest import explain, users
-from ingest.exceptions import BadInput
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import BOB, meeting, scenario
 from workers.ledger import Ledger
@@ -37,8 +37,8 @@ class TestUsersSubscriptions:
     """Adding an ECI user creates their transcript subscription at once; removing deletes it."""
 
     def test_add_then_remove(self, redis_url: str, tmp_path: Path, capsys: Any) -> None:
-        from ingest import registry
-        from ingest.subscriptions import GraphSubscriptions
+        from workers import registry
+        from workers.subscriptions import GraphSubscriptions
 
         with Stack(scenario(meeting("m1")), redis_url, tmp_path) as stack:
             stack.ensure_subscriptions()

@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 from structlog.testing import capture_logs
 
+from core import vault
 from emulators.tls import client_context
-from ingest import users, vault
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import ALICE, meeting, scenario
+from workers import users
 from workers.ledger import Ledger
 
 KEY = "delegated-e2e-test-secret-key"

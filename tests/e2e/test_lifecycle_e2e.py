@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest import registry
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import meeting, scenario
+from workers import registry
 
 
 def call_records(stack: Stack) -> registry.Subscription:

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from ingest import backfill, clock, health, registry
+from ingest import backfill, clock, health
 from ingest.reconcile import CallRecords, Reconciler, TranscriptDelta
-from ingest.subscriptions import GraphSubscriptions
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import meeting, scenario
+from workers import registry
 from workers.graph.client import GraphClient
 from workers.ledger import Ledger
+from workers.subscriptions import GraphSubscriptions
 
 OVERLAP = 4 * 86400.0  # the meetings below started two days ago
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest import registry
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import meeting, scenario
 from tests.workers.test_rich import make_cert
+from workers import registry
 from workers.ledger import Ledger
 
 

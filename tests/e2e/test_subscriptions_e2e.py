@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ingest import registry, subscriptions
+from ingest import subscriptions
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import ALICE, meeting, scenario
+from workers import registry
 
 
 class TestEnsureOnEmulator:

@@ -11,11 +11,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from ingest import registry
+from core.settings import Settings
 from ingest.app import create_app
 from ingest.metrics import ReceiverMetrics
-from ingest.settings import Settings
 from tests.ingest import payloads as p
+from workers import registry
 
 
 def register_known(conn: redis.Redis) -> None:

@@ -14,12 +14,13 @@ import httpx
 import redis
 from aiohttp import web
 
+from core import vault
+from core.settings import Settings
 from emulators.graph.options import GraphOptions
 from emulators.tls import client_context
-from ingest import registry, users, vault
 from ingest.app import create_app
-from ingest.settings import Settings
 from tests.emulators.graph_harness import ALICE, TENANT, Harness, start_emulator
+from workers import registry, users
 
 KEY = "connect-flow-test-secret-key"
 HIDDEN = r'<input type="hidden" name="([^"]+)" value="([^"]*)">'

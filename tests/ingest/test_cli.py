@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest import registry
 from ingest.cli import main
 from tests.ingest import payloads as p
+from workers import registry
 
 INGEST = str(Path(sys.executable).parent / "ingest")
 

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 import redis
 
-from ingest import health, registry
+from core.exceptions import NotFound
+from core.settings import Settings
+from ingest import health
 from ingest.clock import LOCK_KEY, Clock, LeaderLock, Renewer
-from ingest.settings import Settings
-from ingest.subscriptions import Manager, NotFound
 from tests.ingest.test_subscriptions import PUBLIC, FakeSubscriptions
+from workers import registry
+from workers.subscriptions import Manager
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -203,7 +205,7 @@ class TestSettings:
     """The clock's intervals are validated: the lock must outlive three ticks."""
 
     def test_lock_shorter_than_ticks_is_refused(self) -> None:
-        from ingest.exceptions import ConfigurationError
+        from core.exceptions import ConfigurationError
 
         env = {"INGEST_CLOCK_TICK_SECONDS": "10", "INGEST_CLOCK_LOCK_TTL_SECONDS": "20"}
         with pytest.raises(ConfigurationError, match="INGEST_CLOCK_LOCK_TTL_SECONDS"):

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
-from ingest import health, registry, status
+from core.settings import Settings
+from ingest import health, status
 from ingest.app import METRICS, create_app
-from ingest.registry import Subscription
-from ingest.settings import Settings
+from workers import registry
 from workers.ledger import Ledger
+from workers.registry import Subscription
 
 
 def hold(conn: redis.Redis, sub_id: str, expires_in: timedelta) -> None:

@@ -11,10 +11,10 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from core.settings import Settings
 from ingest import cli, health
 from ingest.backfill import parse_since
 from ingest.reconcile import WATERMARK_KEY, Reconciler
-from ingest.settings import Settings
 from workers.ledger import Ledger
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -13,9 +13,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from ingest import connect, oauth, users, vault
+from core import vault
+from core.exceptions import SealBroken, SealExpired
+from core.settings import Settings
+from ingest import connect
 from ingest.app import create_app
-from ingest.settings import Settings
+from workers import oauth, users
 
 KEY = "a-test-secret-key-of-some-length"
 
@@ -39,19 +42,19 @@ class TestVault:
     )
     def test_other_key_or_purpose_fails(self, other: vault.Vault) -> None:
         sealed = vault.Vault(KEY, vault.TOKEN_CACHE).seal(b"data")
-        with pytest.raises(vault.SealBroken):
+        with pytest.raises(SealBroken):
             other.open(sealed)
 
     @pytest.mark.parametrize("garbage", [b"", b"not sealed", b"gAAAAA" + b"x" * 80])
     def test_garbage_fails(self, garbage: bytes) -> None:
-        with pytest.raises(vault.SealBroken):
+        with pytest.raises(SealBroken):
             vault.Vault(KEY, vault.TOKEN_CACHE).open(garbage)
 
     def test_tampered_fails(self) -> None:
         v = vault.Vault(KEY, vault.TOKEN_CACHE)
         sealed = bytearray(v.seal(b"data"))
         sealed[40] = ord("A") if sealed[40] != ord("A") else ord("B")
-        with pytest.raises(vault.SealBroken):
+        with pytest.raises(SealBroken):
             v.open(bytes(sealed))
 
     def test_expiry(self) -> None:
@@ -61,7 +64,7 @@ class TestVault:
         now[0] += 599
         assert v.open(sealed, max_age=600) == b"flow"
         now[0] += 2
-        with pytest.raises(vault.SealExpired):
+        with pytest.raises(SealExpired):
             v.open(sealed, max_age=600)
 
     def test_token_cache_in_redis(self, redis_conn: redis.Redis) -> None:

@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ingest import users
 from tests.emulators.graph_harness import ALICE
 from tests.ingest.connect_stack import Stack, running
+from workers import users
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),

@@ -11,11 +11,11 @@ import msal
 import pytest
 from structlog.testing import capture_logs
 
-from ingest import oauth, subscriptions, users
-from ingest.exceptions import UpstreamTransient
+from core.exceptions import UpstreamTransient
 from tests.emulators.graph_harness import ALICE, BOB, TENANT, fast_options
 from tests.emulators.test_graph_identity import make_client_cert
 from tests.ingest.connect_stack import Stack, running
+from workers import oauth, subscriptions, users
 
 # msgraph's generated builders warn as they are first imported (not ours); the subscription
 # is created through them.

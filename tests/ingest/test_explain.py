@@ -10,14 +10,14 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from ingest import users
+from core.exceptions import BadInput
+from core.settings import Settings
 from ingest.cli import main
-from ingest.exceptions import BadInput
 from ingest.explain import render, story
-from ingest.settings import Settings
 from tests.workers.fake_graph import ALICE, CAROL, OTHER_TENANT, TENANT, FakeGraph, FakeMeeting
 from tests.workers.fake_graph import user as identity
 from tests.workers.test_pipeline import cr_payload
+from workers import users
 from workers.ledger import Ledger
 from workers.pipeline import Pipeline
 

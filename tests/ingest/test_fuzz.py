@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from core.settings import Settings
 from ingest.app import create_app
 from ingest.embedded_redis import RedisServer, free_port
-from ingest.settings import Settings
 from tests.ingest import payloads as p
 from tests.ingest.conftest import register_known
 

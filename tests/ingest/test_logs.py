@@ -7,7 +7,7 @@ import json
 
 import structlog
 
-from ingest import logs
+from core import logs
 
 
 def capture(json_mode: bool = True) -> io.StringIO:

@@ -12,9 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from rq import Queue
 
+from core.settings import Settings
 from ingest.app import create_app
 from ingest.metrics import ReceiverMetrics
-from ingest.settings import Settings
 from tests.ingest import payloads as p
 
 Client = TestClient[web.Request, web.Application]
@@ -279,7 +279,7 @@ class TestDropped:
     async def test_a_new_subscription_is_seen_at_once(
         self, client: Client, redis_conn: redis.Redis, queue: Queue
     ) -> None:
-        from ingest import registry
+        from workers import registry
 
         assert await post(client, p.body(p.call_record())) == 202  # loads the registry
         registry.save(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.exceptions import ConfigurationError
-from ingest.settings import Settings
+from core.exceptions import ConfigurationError
+from core.settings import Settings
 
 
 class TestDefaults:

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import redis
 
-from ingest import registry, users
-from ingest.settings import Settings
-from ingest.subscriptions import Conflict, Manager, NotFound
+from core.exceptions import Conflict, NotFound
+from core.settings import Settings
+from workers import registry, users
+from workers.subscriptions import Manager
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PUBLIC = "https://ingest.example.com"

@@ -7,8 +7,8 @@ from typing import Any
 
 import redis
 
-from ingest import users
 from ingest.cli import main
+from workers import users
 
 
 class TestRegistry:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ingest.exceptions import UpstreamPermanent
+from core.exceptions import UpstreamPermanent
 
 TENANT = "11111111-1111-1111-1111-111111111111"
 OTHER_TENANT = "33333333-3333-3333-3333-333333333333"

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from ingest.exceptions import UpstreamPermanent, UpstreamTransient
-from workers.graph.errors import GraphNotFound, GraphUnauthorized, translate
+from core.exceptions import NotFound, Unauthorized, UpstreamPermanent, UpstreamTransient
+from workers.graph.errors import translate
 
 
 def odata(status: int, code: str = "", headers: dict[str, str] | None = None) -> Exception:
@@ -35,8 +35,8 @@ class TestTranslate:
         assert err.retry_after == 7.0
 
     def test_not_found_and_unauthorized(self) -> None:
-        assert isinstance(translate(odata(404), "x"), GraphNotFound)
-        assert isinstance(translate(odata(401), "x"), GraphUnauthorized)
+        assert isinstance(translate(odata(404), "x"), NotFound)
+        assert isinstance(translate(odata(401), "x"), Unauthorized)
 
     def test_bad_request_is_permanent(self) -> None:
         assert isinstance(translate(odata(400), "x"), UpstreamPermanent)

@@ -10,12 +10,11 @@ import redis
 from rq import Queue, Retry, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from ingest import users
-from ingest.exceptions import UpstreamPermanent
-from ingest.settings import Settings
+from core.exceptions import UpstreamPermanent
+from core.settings import Settings
 from tests.workers.fake_graph import ALICE, TENANT, FakeGraph
 from tests.workers.test_pipeline import cr_payload, external_meeting
-from workers import context, jobs
+from workers import context, jobs, users
 from workers.ledger import Ledger
 from workers.pipeline import Pipeline
 

@@ -13,8 +13,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
-from ingest import users
-from ingest.settings import Settings
+from core.settings import Settings
 from tests.workers.fake_graph import (
     ALICE,
     BOB,
@@ -25,7 +24,7 @@ from tests.workers.fake_graph import (
     FakeMeeting,
     user,
 )
-from workers import handoff, transcripts
+from workers import handoff, transcripts, users
 from workers.ledger import Ledger
 from workers.pipeline import Pipeline
 
@@ -252,7 +251,7 @@ class TestPermanentFailure:
         m = external_meeting()
         pipe, graph, _ = world(m)
         graph.forbidden.add("attendanceReport")
-        from ingest.exceptions import UpstreamPermanent
+        from core.exceptions import UpstreamPermanent
 
         with pytest.raises(UpstreamPermanent):
             pipe.on_call_record(cr_payload(m))
@@ -340,7 +339,7 @@ class TestPipelineSettings:
          ("INGEST_TENANT_WIDE_TRANSCRIPTS", "maybe"), ("INGEST_GRAPH_TIMEOUT_SECONDS", "0")],
     )  # fmt: skip
     def test_bad_values_name_the_variable(self, name: str, value: str) -> None:
-        from ingest.exceptions import ConfigurationError
+        from core.exceptions import ConfigurationError
 
         with pytest.raises(ConfigurationError) as info:
             Settings.from_env({name: value})
@@ -376,7 +375,7 @@ class TestNoAttendanceReport:
     joined); the callRecord path decides, and the transcript is still fetched once."""
 
     def test_left_to_call_record(self, world: Any) -> None:
-        from ingest.exceptions import UpstreamTransient
+        from core.exceptions import UpstreamTransient
 
         m = external_meeting(report=False)
         pipe, graph, _ = world(m)

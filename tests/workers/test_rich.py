@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from core.exceptions import BadInput
 from emulators.graph.encryption import encrypted_content
-from ingest.exceptions import BadInput
 from tests.certs import self_signed
 from workers import rich
 

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import REGISTRY
 
+from core.exceptions import SchemaMissing, UpstreamPermanent, UpstreamTransient
+from core.settings import Settings
 from emulators.salesforce.app import Config, Emulator
 from emulators.salesforce.metadata import DEFAULT_DIR
 from emulators.salesforce.oauth import load_public_key
 from emulators.tls import server_context
-from ingest.exceptions import UpstreamPermanent, UpstreamTransient
-from ingest.settings import Settings
 from tests.certs import self_signed
 from workers import context
 from workers.meeting import ResolvedMeeting, ResolvedParticipant
@@ -263,7 +263,7 @@ class TestSchemaCheck:
         (objects / "Teams_Meeting__c" / "fields" / "Question_Count__c.field-meta.xml").unlink()
         with (
             Server(Config(metadata_dir=project), ca_dir) as srv,
-            pytest.raises(schema.SchemaMissing) as info,
+            pytest.raises(SchemaMissing) as info,
         ):
             schema.check(srv.client())
         message = str(info.value)
@@ -280,7 +280,7 @@ class TestSchemaCheck:
         field.write_text(field.read_text().replace(">true</reparentable", ">false</reparentable"))
         with (
             Server(Config(metadata_dir=project), ca_dir) as srv,
-            pytest.raises(schema.SchemaMissing) as info,
+            pytest.raises(SchemaMissing) as info,
         ):
             schema.check(srv.client())
         assert "Teams_Meeting_Participant__c.Meeting__c (not updateable)" in str(info.value)

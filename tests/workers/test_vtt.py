@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.exceptions import BadInput
+from core.exceptions import BadInput
 from workers.vtt import Cue, Transcript, parse
 
 TEAMS = (

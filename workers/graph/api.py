@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ingest.exceptions import UpstreamPermanent
+from core import times
+from core.exceptions import NotFound, UpstreamPermanent
 from workers.graph.client import GraphClient, get_json
-from workers.graph.errors import GraphNotFound
 
 MAX_PAGES = 50  # participants_v2 pages hold 130; 50 pages is far beyond any meeting
 
@@ -38,15 +38,6 @@ def _config(**query: Any) -> Any:
     if query:
         config.query_parameters = _Query(**query)
     return config
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 class GraphApi:
@@ -93,7 +84,7 @@ class GraphApi:
 
         try:
             return self.client.call(f"reading callRecord {call_record_id}", get)
-        except GraphNotFound:
+        except NotFound:
             return None
 
     # online meetings ---------------------------------------------------------------------
@@ -109,7 +100,7 @@ class GraphApi:
             page = self.client_for(organizer_id).call(
                 "finding the online meeting by joinWebUrl", get
             )
-        except GraphNotFound:
+        except NotFound:
             return None
         meetings = page.get("value") or []
         return meetings[0] if meetings else None
@@ -121,7 +112,7 @@ class GraphApi:
 
         try:
             return self.client_for(organizer_id).call("reading the online meeting", get)
-        except GraphNotFound:
+        except NotFound:
             return None
 
     def attendance(
@@ -148,7 +139,7 @@ class GraphApi:
                 .get("value")
                 or []
             )
-        except GraphNotFound:
+        except NotFound:
             return None
         chosen = _pick_report(reports, start, end)
         if chosen is None:
@@ -163,7 +154,7 @@ class GraphApi:
 
         try:
             return self.client_for(organizer_id).call("reading the attendance report", one)
-        except GraphNotFound:
+        except NotFound:
             return None
 
     # transcripts -------------------------------------------------------------------------
@@ -178,7 +169,7 @@ class GraphApi:
             return list(
                 self.client_for(organizer_id).call("listing transcripts", get).get("value") or []
             )
-        except GraphNotFound:
+        except NotFound:
             return []
 
     def transcript(
@@ -194,7 +185,7 @@ class GraphApi:
 
         try:
             return self.client_for(organizer_id).call("reading the transcript's metadata", get)
-        except GraphNotFound:
+        except NotFound:
             return None
 
     def transcript_content(
@@ -214,7 +205,7 @@ class GraphApi:
 
         try:
             data = self.client_for(organizer_id).call("downloading the transcript", get)
-        except GraphNotFound:
+        except NotFound:
             return None
         if data is None:
             return None
@@ -228,7 +219,7 @@ class GraphApi:
 
         try:
             return self.client.call(f"reading user {upn_or_id}", get)
-        except GraphNotFound:
+        except NotFound:
             return None
 
     def verified_domains(self) -> list[str]:
@@ -255,7 +246,7 @@ def _pick_report(
     reports: list[dict[str, Any]], start: datetime | None, end: datetime | None
 ) -> dict[str, Any] | None:
     def span(report: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
-        return _parse_time(report.get("meetingStartDateTime")), _parse_time(
+        return times.parse(report.get("meetingStartDateTime")), times.parse(
             report.get("meetingEndDateTime")
         )
 

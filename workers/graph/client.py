@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ingest.exceptions import UpstreamError
-from ingest.settings import Settings
-from workers.graph.errors import GraphUnauthorized, translate
+from core.exceptions import Unauthorized, UpstreamError
+from core.settings import Settings
+from workers.graph.errors import translate
 
 T = TypeVar("T")
 SCOPES = ["https://graph.microsoft.com/.default"]
@@ -126,7 +126,7 @@ class GraphClient:
         """
         try:
             return self._run(what, request)
-        except GraphUnauthorized:
+        except Unauthorized:
             self._reset()
             return self._run(what, request)
 

@@ -19,10 +19,11 @@ import requests
 import structlog
 from azure.core.credentials import AccessToken
 
-from ingest import oauth, users, vault
-from ingest.exceptions import BadInput, UpstreamTransient
-from ingest.settings import Settings
-from workers.graph.client import GraphClient
+from core import vault
+from core.exceptions import BadInput, UpstreamTransient
+from core.settings import Settings
+from workers import oauth, users
+from workers.graph.client import GraphClient, graph
 
 log = structlog.get_logger("workers.graph.delegated")
 
@@ -127,7 +128,6 @@ def resolver(context: Any) -> Callable[[str], GraphClient | None] | None:
     """The worker process's organizer -> delegated client lookup (None: app token only)."""
     if not context.settings.secret_key:
         return None
-    from workers.graph.client import graph
 
     clients: DelegatedClients = context.resource(
         "graph_delegated", lambda ctx: DelegatedClients(ctx.settings, ctx.redis, graph(ctx))

@@ -12,7 +12,13 @@ from typing import Any
 
 import httpx
 
-from ingest.exceptions import UpstreamError, UpstreamPermanent, UpstreamTransient
+from core.exceptions import (
+    NotFound,
+    Unauthorized,
+    UpstreamError,
+    UpstreamPermanent,
+    UpstreamTransient,
+)
 
 _TRANSIENT = frozenset({408, 409, 423, 429, 500, 502, 503, 504})
 _CONSENT_HINT = (
@@ -21,14 +27,6 @@ _CONSENT_HINT = (
     "and a Teams application access policy for the organizer "
     "(New-CsApplicationAccessPolicy / Grant-CsApplicationAccessPolicy)"
 )
-
-
-class GraphNotFound(UpstreamTransient):
-    """Graph answered 404: not there (yet); the caller decides whether to wait or give up."""
-
-
-class GraphUnauthorized(UpstreamTransient):
-    """Graph answered 401: the token was refused; a fresh token may mend it."""
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -60,9 +58,9 @@ def from_status(
     if message:
         detail += f": {message[:300]}"
     if status == 404:
-        return GraphNotFound(detail)
+        return NotFound(detail)
     if status == 401:
-        return GraphUnauthorized(detail)
+        return Unauthorized(detail)
     if status == 403:
         return UpstreamPermanent(f"{detail}. Access denied: {_CONSENT_HINT}")
     if status == 402:

@@ -24,8 +24,8 @@ from prometheus_client import Counter, Gauge
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
-from ingest.exceptions import UpstreamPermanent, UpstreamTransient
-from ingest.settings import Settings
+from core.exceptions import UpstreamPermanent, UpstreamTransient
+from core.settings import Settings
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TRANSIENT_CODES = frozenset(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.exceptions import UpstreamPermanent
+from core.exceptions import SchemaMissing, UpstreamPermanent
 from workers.salesforce import mapping
 from workers.salesforce.client import SalesforceClient, error_code
 
@@ -74,10 +74,6 @@ HINT = (
     "deploy the objects in deploy/salesforce (sf project deploy start --source-dir force-app) "
     "and assign the Teams_Transcript_Integration permission set to the integration user"
 )
-
-
-class SchemaMissing(UpstreamPermanent):
-    """The org lacks an object or field the product writes, or the user may not write it."""
 
 
 @dataclass(frozen=True)

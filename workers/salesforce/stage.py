@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import structlog
 
-from ingest.exceptions import BadInput, UpstreamPermanent, UpstreamTransient
+from core.exceptions import BadInput, UpstreamPermanent, UpstreamTransient
 from workers import context, vtt
 from workers.meeting import ResolvedMeeting
 from workers.salesforce import mapping, matching, schema

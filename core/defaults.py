@@ -25,9 +25,6 @@ JOB_RETRY_INTERVALS = (10, 60, 300)
 # (every third of it); another worker's maintenance (every half of it) then retries the job.
 WORKER_HEARTBEAT_TTL_SECONDS = 30
 
-# Redis key prefix for everything the product stores.
-KEY_PREFIX = "ingest"
-
 # The meeting pipeline (workers/pipeline.py).
 TRANSCRIPT_WINDOW_SECONDS = 7200.0  # how long a missing transcript is waited for (§5.2)
 TRANSCRIPT_FIRST_INTERVAL_SECONDS = 60.0  # first re-check; each next one waits twice as long

@@ -15,9 +15,9 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from ingest import defaults
+from core import defaults, keys
 
-IDS_KEY = f"{defaults.KEY_PREFIX}:subscriptions"
+IDS_KEY = keys.SUBSCRIPTION_IDS
 # Resource kinds and the change types Graph sends for them.
 KIND_CALL_RECORDS = "callRecords"
 KIND_TRANSCRIPTS = "transcripts"
@@ -26,7 +26,7 @@ CHANGE_TYPES = {KIND_CALL_RECORDS: frozenset({"created", "updated"}),
 
 
 def subscription_key(subscription_id: str) -> str:
-    return f"{defaults.KEY_PREFIX}:subscription:{subscription_id}"
+    return f"{keys.SUBSCRIPTION}:{subscription_id}"
 
 
 @dataclass(frozen=True)

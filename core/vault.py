@@ -20,20 +20,12 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ingest import defaults
-from ingest.exceptions import BadInput
+from core import keys
+from core.exceptions import SealBroken, SealExpired
 
 TOKEN_CACHE = b"ingest/token-cache/v1"
 CONNECT_STATE = b"ingest/connect-state/v1"
-TOKENS_PREFIX = f"{defaults.KEY_PREFIX}:tokens:"
-
-
-class SealBroken(BadInput):
-    """The value was not sealed with this key for this purpose, or was altered."""
-
-
-class SealExpired(BadInput):
-    """The value is genuine but older than its allowed age."""
+TOKENS_PREFIX = f"{keys.TOKENS}:"
 
 
 def derive_key(secret_key: str, purpose: bytes) -> bytes:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ingest import defaults
-from ingest.exceptions import ConfigurationError
+from core import defaults
+from core.exceptions import ConfigurationError
 
 SECRET_FIELDS = frozenset(
     {"graph_client_secret", "sf_client_secret", "secret_key"},

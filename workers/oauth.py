@@ -18,9 +18,11 @@ import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ingest import users, vault
-from ingest.exceptions import ConfigurationError, IngestError
-from ingest.settings import Settings
+from core import vault
+from core.exceptions import ConfigurationError, ConnectFailed
+from core.settings import Settings
+from workers import users
+from workers.subscriptions import GraphSubscriptions, Manager
 
 log = structlog.get_logger("ingest.connect")
 
@@ -114,14 +116,6 @@ def admin_consent_url(settings: Settings, state: str) -> str:
     return f"{settings.graph_authority.rstrip('/')}/{settings.graph_tenant_id}/adminconsent?{query}"
 
 
-class ConnectFailed(IngestError):
-    """The flow cannot finish; `title` and `detail` are safe to show, `event` is logged."""
-
-    def __init__(self, event: str, title: str, detail: str, status: int = 400) -> None:
-        self.event, self.title, self.detail, self.status = event, title, detail, status
-        super().__init__(f"{event}: {detail}")
-
-
 @dataclass(frozen=True)
 class Connected:
     user: users.EciUser
@@ -183,7 +177,6 @@ def ensure_subscription(settings: Settings, conn: redis.Redis, user_id: str) -> 
     """Bring Graph's subscriptions in line (the user's transcripts included); never raises."""
     if settings.tenant_wide_transcripts:
         return "tenant-wide"
-    from ingest.subscriptions import GraphSubscriptions, Manager
 
     try:
         api = GraphSubscriptions(settings)
