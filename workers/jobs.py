@@ -8,7 +8,6 @@ so RQ retries the job.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import structlog
@@ -19,11 +18,11 @@ from core.exceptions import ConfigurationError, UpstreamPermanent
 from workers import handoff
 from workers.context import WorkerContext, current
 from workers.graph.api import GraphApi
-from workers.graph.client import graph
 from workers.graph.client import graph as graph_client
 from workers.graph.delegated import resolver
 from workers.ledger import Ledger
 from workers.pipeline import Pipeline
+from workers.salesforce import stage
 from workers.subscriptions import GraphSubscriptions, Manager
 from workers.validation import TokenChecker
 
@@ -36,7 +35,6 @@ def pipeline(context: WorkerContext | None = None) -> Pipeline:
     ctx = context or current()
 
     def graph() -> Any:
-
         return GraphApi(graph_client(ctx), resolver(ctx))
 
     def tokens() -> TokenChecker:
@@ -97,7 +95,6 @@ def push_meeting(meeting_key: str) -> dict[str, str]:
         ledger.set_outcome(meeting_key, "failed", "resolved meeting missing")
         return {"meeting_key": meeting_key, "action": "failed"}
     # Imported here: the Salesforce stage (and simple-salesforce) loads only for pushes.
-    stage = importlib.import_module("workers.salesforce.stage")
     try:
         ids: dict[str, str] = stage.push(meeting)
     except UpstreamPermanent as exc:
@@ -120,12 +117,11 @@ def handle_lifecycle(payload: dict[str, Any]) -> dict[str, str]:
     """A lifecycle notification: reauthorizationRequired renews the subscription (a PATCH also
     reauthorizes it); subscriptionRemoved re-creates what is missing; missed is logged (the
     reconciliation pass finds what it lost)."""
-
     ctx = current()
     Ledger(ctx.redis).record_notification(payload)
     event, sub_id = str(payload.get("lifecycleEvent")), str(payload.get("subscriptionId"))
     log.warning("lifecycle_event", lifecycle_event=event, subscription_id=sub_id)
-    manager = Manager(ctx.settings, ctx.redis, GraphSubscriptions(ctx.settings, graph(ctx)))
+    manager = Manager(ctx.settings, ctx.redis, GraphSubscriptions(ctx.settings, graph_client(ctx)))
     if event == "reauthorizationRequired":
         return {k: str(v) for k, v in manager.renew_one(sub_id).items()}
     if event == "subscriptionRemoved":

@@ -14,6 +14,7 @@ from core.exceptions import BadInput
 from ingest import explain, users
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import BOB, meeting, scenario
+from workers import users as registry_users
 from workers.ledger import Ledger
 
 
@@ -26,7 +27,7 @@ class TestUsersAdd:
             assert users.run(args, stack.settings) == 0
             doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
             assert doc["added"]["id"] == BOB
-            assert users.find(stack.conn, "bob@contoso.com") is not None
+            assert registry_users.find(stack.conn, "bob@contoso.com") is not None
             with pytest.raises(BadInput):
                 users.run(argparse.Namespace(action="add", email="nobody@contoso.com",
                                              json=False), stack.settings)  # fmt: skip
