@@ -9,11 +9,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core import defaults
+from core import checks, defaults
 from core.exceptions import ConfigurationError
 
+_MONTH = 30 * 86400.0  # the longest interval or lifetime any setting may name
+MIN_SECRET_KEY = 16
+MIN_OPS_TOKEN = 32  # DESIGN §3.3
 SECRET_FIELDS = frozenset(
-    {"graph_client_secret", "sf_client_secret", "secret_key"},
+    {"graph_client_secret", "sf_client_secret", "secret_key", "ops_token"},
 )
 
 
@@ -34,7 +37,7 @@ def _url(env: Mapping[str, str], name: str, default: str | None, schemes: set[st
     if raw is None:
         return None
     parts = urlsplit(raw)
-    if parts.scheme not in schemes or not parts.netloc:
+    if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
         allowed = ", ".join(sorted(schemes))
         raise ConfigurationError(name, f"must be a URL with scheme {allowed}")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
@@ -52,7 +55,9 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
     return path
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int = 2**31
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -60,12 +65,14 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         value = int(raw)
     except ValueError:
         raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigurationError(name, f"must be at least {minimum}")
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(name, f"must be from {minimum} to {maximum}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+def _float(
+    env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float = _MONTH
+) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -73,8 +80,8 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float) ->
         value = float(raw)
     except ValueError:
         raise ConfigurationError(name, f"must be a number of seconds, got {raw!r}") from None
-    if not value >= minimum:  # also rejects NaN
-        raise ConfigurationError(name, f"must be at least {minimum:g}")
+    if not minimum <= value <= maximum:  # also rejects NaN and infinities
+        raise ConfigurationError(name, f"must be from {minimum:g} to {maximum:g} seconds")
     return value
 
 
@@ -87,6 +94,53 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigurationError(name, f"must be true or false, got {raw!r}")
+
+
+def _tenants(env: Mapping[str, str]) -> tuple[str | None, tuple[str, ...]]:
+    """GRAPH_TENANT_ID and the allow-list it defaults (DESIGN §3.3), each a GUID."""
+    raw = _str(env, "GRAPH_TENANT_ID")
+    tenant = checks.guid("GRAPH_TENANT_ID", raw) if raw else None
+    allowed = tuple(
+        checks.guid("GRAPH_ALLOWED_TENANTS", t) for t in _csv(env, "GRAPH_ALLOWED_TENANTS")
+    )
+    return tenant, allowed or ((tenant,) if tenant else ())
+
+
+def _files(env: Mapping[str, str]) -> dict[str, Path | None]:
+    """The PEM and TOML files, each opened and parsed now so that a bad one stops start-up."""
+    out = {
+        name: _path(env, variable)
+        for name, variable in (
+            ("graph_client_certificate_path", "GRAPH_CLIENT_CERTIFICATE_PATH"),
+            ("graph_encryption_cert_path", "GRAPH_ENCRYPTION_CERT_PATH"),
+            ("graph_encryption_key_path", "GRAPH_ENCRYPTION_KEY_PATH"),
+            ("sf_private_key_path", "SF_PRIVATE_KEY_PATH"),
+            ("ca_bundle", "INGEST_CA_BUNDLE"),
+            ("policy_file", "POLICY_FILE"),
+        )
+    }
+    enc_cert, enc_key = out["graph_encryption_cert_path"], out["graph_encryption_key_path"]
+    if (enc_cert is None) != (enc_key is None):
+        missing = "GRAPH_ENCRYPTION_KEY_PATH" if enc_key is None else "GRAPH_ENCRYPTION_CERT_PATH"
+        raise ConfigurationError(missing, "rich notifications need both the certificate and key")
+    if enc_cert is not None and enc_key is not None:
+        checks.pair("GRAPH_ENCRYPTION_CERT_PATH", enc_cert, "GRAPH_ENCRYPTION_KEY_PATH", enc_key)
+    if (path := out["graph_client_certificate_path"]) is not None:
+        checks.key_and_certificate("GRAPH_CLIENT_CERTIFICATE_PATH", path)
+    if (path := out["sf_private_key_path"]) is not None:
+        checks.private_key("SF_PRIVATE_KEY_PATH", path)
+    if (path := out["ca_bundle"]) is not None:
+        checks.certificates("INGEST_CA_BUNDLE", path)
+    if (path := out["policy_file"]) is not None:
+        checks.toml("POLICY_FILE", path)
+    return out
+
+
+def _secret(env: Mapping[str, str], name: str, minimum: int) -> str | None:
+    value = _str(env, name)
+    if value is not None and len(value) < minimum:
+        raise ConfigurationError(name, f"must be at least {minimum} characters")
+    return value
 
 
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -130,6 +184,7 @@ class Settings:
     redis_url: str = defaults.REDIS_URL
     public_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)
+    ops_token: str | None = field(default=None, repr=False)
 
     graph_tenant_id: str | None = None
     graph_client_id: str | None = None
@@ -152,6 +207,7 @@ class Settings:
     policy_file: Path | None = None
     internal_domains: tuple[str, ...] = ()
 
+    port: int = defaults.PORT
     max_body_bytes: int = defaults.MAX_BODY_BYTES
     dedupe_ttl_seconds: int = defaults.DEDUPE_TTL_SECONDS
     queue: str = defaults.QUEUE
@@ -175,55 +231,45 @@ class Settings:
         redis_url = _url(env, "REDIS_URL", defaults.REDIS_URL, {"redis", "rediss", "unix"})
         graph_base = _url(env, "GRAPH_BASE_URL", defaults.GRAPH_BASE_URL, {"https", "http"})
         authority = _url(env, "GRAPH_AUTHORITY", defaults.GRAPH_AUTHORITY, {"https"})
-        tenant = _str(env, "GRAPH_TENANT_ID")
-        allowed = _csv(env, "GRAPH_ALLOWED_TENANTS") or ((tenant,) if tenant else ())
-        enc_cert = _path(env, "GRAPH_ENCRYPTION_CERT_PATH")
-        enc_key = _path(env, "GRAPH_ENCRYPTION_KEY_PATH")
-        if (enc_cert is None) != (enc_key is None):
-            missing = (
-                "GRAPH_ENCRYPTION_KEY_PATH" if enc_key is None else "GRAPH_ENCRYPTION_CERT_PATH"
-            )
-            raise ConfigurationError(
-                missing, "rich notifications need both the certificate and key"
-            )
-        api_version = _str(env, "SF_API_VERSION") or defaults.SF_API_VERSION
-        try:
-            if float(api_version) < 46.0:
-                raise ValueError
-        except ValueError:
-            raise ConfigurationError(
-                "SF_API_VERSION", "must be a version like 62.0 (46.0 or newer)"
-            ) from None
+        tenant, allowed = _tenants(env)
+        files = _files(env)
+        api_version = checks.sf_api_version(_str(env, "SF_API_VERSION") or defaults.SF_API_VERSION)
         queue = _str(env, "INGEST_QUEUE") or defaults.QUEUE
         if not queue.replace("-", "").replace("_", "").isalnum():
             raise ConfigurationError("INGEST_QUEUE", "letters, digits, '-' and '_' only")
         return cls(
-            redis_url=redis_url or defaults.REDIS_URL,
+            redis_url=checks.redis_url(redis_url or defaults.REDIS_URL),
+            port=checks.port("PORT", env.get("PORT", "").strip() or str(defaults.PORT)),
             public_url=_url(env, "INGEST_PUBLIC_URL", None, {"https", "http"}),
-            secret_key=_str(env, "INGEST_SECRET_KEY"),
+            secret_key=_secret(env, "INGEST_SECRET_KEY", MIN_SECRET_KEY),
+            ops_token=_secret(env, "INGEST_OPS_TOKEN", MIN_OPS_TOKEN),
             graph_tenant_id=tenant,
             graph_client_id=_str(env, "GRAPH_CLIENT_ID"),
             graph_client_secret=_str(env, "GRAPH_CLIENT_SECRET"),
-            graph_client_certificate_path=_path(env, "GRAPH_CLIENT_CERTIFICATE_PATH"),
             graph_base_url=graph_base or defaults.GRAPH_BASE_URL,
             graph_authority=authority or defaults.GRAPH_AUTHORITY,
-            graph_encryption_cert_path=enc_cert,
-            graph_encryption_key_path=enc_key,
             graph_allowed_tenants=allowed,
             sf_instance_url=_url(env, "SF_INSTANCE_URL", None, {"https"}),
             sf_client_id=_str(env, "SF_CLIENT_ID"),
             sf_client_secret=_str(env, "SF_CLIENT_SECRET"),
             sf_username=_str(env, "SF_USERNAME"),
-            sf_private_key_path=_path(env, "SF_PRIVATE_KEY_PATH"),
             sf_api_version=api_version,
-            ca_bundle=_path(env, "INGEST_CA_BUNDLE"),
-            policy_file=_path(env, "POLICY_FILE"),
+            graph_client_certificate_path=files["graph_client_certificate_path"],
+            graph_encryption_cert_path=files["graph_encryption_cert_path"],
+            graph_encryption_key_path=files["graph_encryption_key_path"],
+            sf_private_key_path=files["sf_private_key_path"],
+            ca_bundle=files["ca_bundle"],
+            policy_file=files["policy_file"],
             internal_domains=tuple(d.lower() for d in _csv(env, "INTERNAL_DOMAINS")),
-            max_body_bytes=_int(env, "INGEST_MAX_BODY_BYTES", defaults.MAX_BODY_BYTES),
-            dedupe_ttl_seconds=_int(env, "INGEST_DEDUPE_TTL_SECONDS", defaults.DEDUPE_TTL_SECONDS),
+            max_body_bytes=_int(
+                env, "INGEST_MAX_BODY_BYTES", defaults.MAX_BODY_BYTES, 1024, 64 * 1024 * 1024
+            ),
+            dedupe_ttl_seconds=_int(
+                env, "INGEST_DEDUPE_TTL_SECONDS", defaults.DEDUPE_TTL_SECONDS, 60, int(_MONTH)
+            ),
             queue=queue,
             worker_heartbeat_ttl=_int(
-                env, "INGEST_WORKER_HEARTBEAT_TTL", defaults.WORKER_HEARTBEAT_TTL_SECONDS, minimum=3
+                env, "INGEST_WORKER_HEARTBEAT_TTL", defaults.WORKER_HEARTBEAT_TTL_SECONDS, 3, 3600
             ),
             transcript_window_seconds=_float(
                 env, "INGEST_TRANSCRIPT_WINDOW_SECONDS", defaults.TRANSCRIPT_WINDOW_SECONDS, 0
@@ -236,7 +282,7 @@ class Settings:
             ),
             tenant_wide_transcripts=_bool(env, "INGEST_TENANT_WIDE_TRANSCRIPTS", False),
             graph_timeout_seconds=_float(
-                env, "INGEST_GRAPH_TIMEOUT_SECONDS", defaults.GRAPH_TIMEOUT_SECONDS, 1
+                env, "INGEST_GRAPH_TIMEOUT_SECONDS", defaults.GRAPH_TIMEOUT_SECONDS, 1, 600
             ),
             **_clock_settings(env),
         )
@@ -263,7 +309,7 @@ class Settings:
 
     def require_secret_key(self) -> str:
         """The key that encrypts stored tokens; required for the connect flow."""
-        if not self.secret_key or len(self.secret_key) < 16:
+        if not self.secret_key or len(self.secret_key) < MIN_SECRET_KEY:
             raise ConfigurationError(
                 "INGEST_SECRET_KEY", "required for the connect flow (at least 16 characters)"
             )

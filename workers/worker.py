@@ -25,6 +25,7 @@ from rq.worker import WorkerStatus
 
 from core import defaults, logs
 from core.settings import Settings
+from workers import policy_config
 from workers.context import WorkerContext, install, reset
 
 log = logs.get_logger("workers.worker")
@@ -77,7 +78,17 @@ def build_worker(settings: Settings, conn: redis.Redis) -> IngestWorker:
     return worker
 
 
+def check(settings: Settings) -> None:
+    """What every job needs, checked before the first one runs (ConfigurationError names the
+    variable): Graph and Salesforce access, and a POLICY_FILE the policy accepts. A worker
+    that started without them would fail every job after its retries, and lose the meetings."""
+    settings.require_graph()
+    settings.require_salesforce()
+    policy_config.from_settings(settings)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    check(settings)
     logs.configure()
     conn = redis.Redis.from_url(settings.redis_url)
     install(WorkerContext(settings, conn))

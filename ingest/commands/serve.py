@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from aiohttp import web
 
@@ -16,12 +15,7 @@ from ingest.app import create_app
 def run(args: argparse.Namespace, settings: Settings) -> int:
     logs.configure()
     host = args.host or defaults.HOST
-    port = args.port
-    if port is None:
-        raw = os.environ.get("PORT", str(defaults.PORT))
-        if not raw.isdigit():
-            raise ConfigurationError("PORT", f"must be a port number, got {raw!r}")
-        port = int(raw)
+    port = settings.port if args.port is None else args.port
     if not 0 < port < 65536:
         raise ConfigurationError("--port", "must be between 1 and 65535")
     logs.get_logger("ingest.serve").info("receiver_starting", host=host, port=port)

@@ -5,9 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from core.exceptions import ConfigurationError
 from core.settings import Settings
+from tests.certs import new_key, self_signed
+
+T1 = "11111111-1111-1111-1111-111111111111"
+T2 = "22222222-2222-2222-2222-222222222222"
+T3 = "33333333-3333-3333-3333-333333333333"
 
 
 class TestDefaults:
@@ -23,10 +29,10 @@ class TestDefaults:
         assert s.graph_allowed_tenants == ()
 
     def test_allowed_tenants_default_to_the_tenant(self) -> None:
-        s = Settings.from_env({"GRAPH_TENANT_ID": "t1"})
-        assert s.graph_allowed_tenants == ("t1",)
-        s = Settings.from_env({"GRAPH_TENANT_ID": "t1", "GRAPH_ALLOWED_TENANTS": "a, b"})
-        assert s.graph_allowed_tenants == ("a", "b")
+        s = Settings.from_env({"GRAPH_TENANT_ID": T1.upper()})
+        assert s.graph_allowed_tenants == (T1,)
+        s = Settings.from_env({"GRAPH_TENANT_ID": T1, "GRAPH_ALLOWED_TENANTS": f"{T2}, {T3}"})
+        assert s.graph_allowed_tenants == (T2, T3)
 
     def test_internal_domains_lower_cased(self) -> None:
         s = Settings.from_env({"INTERNAL_DOMAINS": "Contoso.com, fabrikam.COM"})
@@ -62,7 +68,7 @@ class TestBadValues:
 
     def test_rich_notifications_need_both_files(self, tmp_path: Path) -> None:
         cert = tmp_path / "cert.pem"
-        cert.write_text("x")
+        cert.write_bytes(self_signed(new_key()).public_bytes(serialization.Encoding.PEM))
         with pytest.raises(ConfigurationError) as err:
             Settings.from_env({"GRAPH_ENCRYPTION_CERT_PATH": str(cert)})
         assert err.value.variable == "GRAPH_ENCRYPTION_KEY_PATH"

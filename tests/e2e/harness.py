@@ -162,6 +162,24 @@ class Stack:
             time.sleep(0.1)
         return until()
 
+    def env(self) -> dict[str, str]:
+        """The product's settings as the environment of an `ingest` process (Salesforce is
+        named but never reached: these runs end before a push)."""
+        s = self.settings
+        return {
+            "REDIS_URL": s.redis_url,
+            "GRAPH_TENANT_ID": str(s.graph_tenant_id),
+            "GRAPH_CLIENT_ID": str(s.graph_client_id),
+            "GRAPH_CLIENT_SECRET": str(s.graph_client_secret),
+            "GRAPH_BASE_URL": s.graph_base_url,
+            "GRAPH_AUTHORITY": s.graph_authority,
+            "INGEST_CA_BUNDLE": str(s.ca_bundle),
+            "INTERNAL_DOMAINS": ",".join(s.internal_domains),
+            "SF_INSTANCE_URL": "https://127.0.0.1:9",
+            "SF_CLIENT_ID": "emulator-app",
+            "SF_CLIENT_SECRET": "emulator-secret",
+        }
+
     def graph_requests(self) -> dict[str, int]:
         """Graph API requests by route, tokens and the emulator's identity routes aside."""
         requests: dict[str, int] = self.stats()["requests"]

@@ -12,6 +12,8 @@ import pytest
 import redis
 
 from ingest.cli import main
+from tests.e2e.harness import Stack
+from tests.e2e.scenarios import meeting, scenario
 from tests.ingest import payloads as p
 from workers import registry
 
@@ -102,28 +104,73 @@ class TestStatus:
 
 
 class TestWorker:
-    """`ingest worker --burst` runs queued jobs with the product's settings and exits."""
+    """`ingest worker --burst` checks its settings, runs the queued jobs to the end with the
+    product's settings, and exits."""
 
-    @pytest.mark.timeout(60)
-    def test_burst_runs_the_queue(self, redis_url: str, redis_conn: redis.Redis) -> None:
+    @pytest.mark.timeout(90)
+    def test_burst_runs_the_queue(
+        self, redis_url: str, redis_conn: redis.Redis, tmp_path: Path
+    ) -> None:
         from rq import Queue
         from rq.serializers import JSONSerializer
 
-        queue = Queue("ingest", connection=redis_conn, serializer=JSONSerializer)
-        payload = {
-            "kind": "callRecords",
-            "subscriptionId": p.CR_SUB,
-            "changeType": "created",
-            "resource": "communications/callRecords/x",
-            "ids": {"callRecordId": "x"},
-        }
-        job = queue.enqueue("workers.jobs.handle_notification", payload)
-        result = run("worker", "--burst", env={"REDIS_URL": redis_url})
-        assert result.returncode == 0, result.stderr
-        job.refresh()
-        # The job ran with its payload (Graph is not configured here, so it cannot finish).
-        assert job.get_status() != "queued"
-        assert redis_conn.hget("ingest:ledger:resource:callRecords:x", "notifications") == b"1"
+        doc = scenario(meeting("m1", organizer="bob@contoso.com"))  # not an ECI user: skipped
+        with Stack(doc, redis_url, tmp_path) as stack:
+            stack.play("m1")  # the meeting happens; no subscription, so no notification
+            cr_id = stack.world.call_record_id("m1")
+            queue = Queue("ingest", connection=redis_conn, serializer=JSONSerializer)
+            payload = {
+                "kind": "callRecords",
+                "subscriptionId": p.CR_SUB,
+                "changeType": "created",
+                "resource": f"communications/callRecords/{cr_id}",
+                "ids": {"callRecordId": cr_id},
+            }
+            job = queue.enqueue("workers.jobs.handle_notification", payload)
+            result = run("worker", "--burst", env=stack.env())
+            assert result.returncode == 0, result.stderr
+            job.refresh()
+            assert job.get_status() == "finished", result.stderr
+            key = redis_conn.get(f"ingest:ledger:alias:cr:{cr_id}")
+            assert key is not None
+            state = redis_conn.hgetall(f"ingest:ledger:meeting:{key.decode()}")
+            assert state[b"outcome"] == b"skipped"
+            assert state[b"reason"] == b"recorder_not_eci_user"
+
+    @pytest.mark.parametrize(
+        ("missing", "variable"),
+        [("GRAPH_TENANT_ID", "GRAPH_TENANT_ID"), ("SF_INSTANCE_URL", "SF_INSTANCE_URL"),
+         ("SF_CLIENT_SECRET", "SF_CLIENT_SECRET")],
+    )  # fmt: skip
+    def test_refuses_to_start_without_what_jobs_need(
+        self, missing: str, variable: str, redis_url: str, redis_conn: redis.Redis
+    ) -> None:
+        env = {**configured(redis_url)}
+        env.pop(missing)
+        result = run("worker", "--burst", env=env)
+        assert result.returncode == 2
+        assert variable in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+    def test_refuses_a_policy_file_the_policy_rejects(self, redis_url: str, tmp_path: Path) -> None:
+        policy = tmp_path / "policy.toml"
+        policy.write_text('min_duration_seconds = "a minute"\n')  # TOML, but not a policy
+        result = run("worker", "--burst", env={**configured(redis_url), "POLICY_FILE": str(policy)})
+        assert result.returncode == 2
+        assert "POLICY_FILE" in result.stderr and "Traceback" not in result.stderr
+
+
+def configured(redis_url: str) -> dict[str, str]:
+    """Everything a worker needs at start, pointing nowhere (these runs stop before a job)."""
+    return {
+        "REDIS_URL": redis_url,
+        "GRAPH_TENANT_ID": p.TENANT,
+        "GRAPH_CLIENT_ID": "app",
+        "GRAPH_CLIENT_SECRET": "secret",
+        "INTERNAL_DOMAINS": "contoso.com",
+        "SF_INSTANCE_URL": "https://127.0.0.1:9",
+        "SF_CLIENT_ID": "app",
+        "SF_CLIENT_SECRET": "secret",
+    }
 
 
 class TestServe:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import zlib
-from typing import Any
+from pathlib import Path
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 from rq import Queue, SimpleWorker
@@ -14,8 +16,9 @@ from rq.serializers import JSONSerializer
 
 from ingest.enqueue import JOB_FUNCTIONS, Enqueuer, job_options
 from ingest.notifications import Item
+from tests.e2e.harness import Stack
+from tests.e2e.scenarios import meeting, scenario
 from tests.ingest import payloads as p
-from workers import context
 from workers.ledger import Ledger
 
 TIMESTAMPS = {b"created_at", b"enqueued_at"}
@@ -33,6 +36,14 @@ def item(cr_id: str = p.CALL_RECORD_ID) -> Item:
             "ids": {"callRecordId": cr_id},
         },
     )
+
+
+async def enqueue(redis_url: str, items: list[Item]) -> list[str | None]:
+    conn = aioredis.Redis.from_url(redis_url)
+    try:
+        return await Enqueuer(conn).enqueue(items)
+    finally:
+        await conn.aclose()
 
 
 class TestSameAsRQ:
@@ -75,28 +86,34 @@ class TestSameAsRQ:
         assert b"rq:queue:ingest" in redis_conn.smembers("rq:queues")  # type: ignore[operator]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:kiota_abstractions")
 class TestWorkerRunsJobs:
-    """Jobs stored by the receiver's script run in a real RQ worker and reach the ledger."""
+    """Jobs stored by the receiver's script run to the end in a real RQ worker: each finishes,
+    reads the callRecord from the Graph emulator and settles its meeting in the ledger."""
 
-    async def test_simple_worker_runs_them(
-        self, redis_url: str, redis_conn: redis.Redis, settings: Any
+    def test_simple_worker_runs_them(
+        self, redis_url: str, redis_conn: redis.Redis, tmp_path: Path
     ) -> None:
-        conn = aioredis.Redis.from_url(redis_url)
-        ids = await Enqueuer(conn).enqueue([item(), item("0b0b0b0b-2966-4b6b-925b-754a88034cc5")])
-        await conn.aclose()
-        context.install(context.WorkerContext(settings, redis_conn))
-        try:
+        doc = scenario(meeting("m1", organizer="bob@contoso.com"))  # not an ECI user: skipped
+        with Stack(doc, redis_url, tmp_path) as stack:
+            stack.play("m1")  # the meeting happens; no subscription, so no notification
+            cr_id = stack.world.call_record_id("m1")
+            ids = asyncio.run(enqueue(redis_url, [item(cr_id)]))
             queue = Queue("ingest", connection=redis_conn, serializer=JSONSerializer)
             worker = SimpleWorker([queue], connection=redis_conn, serializer=JSONSerializer)
             assert worker.work(burst=True)
-        finally:
-            context.reset()
-        for job_id in ids:
-            assert job_id is not None
-            job = Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer)
-            # The job ran with its payload (no Graph here: the pipeline stops after noting it).
-            assert job.get_status() != "queued"
-        entry = Ledger(redis_conn).resource("callRecords", p.CALL_RECORD_ID)
-        assert entry["notifications"] == "1"
-        assert entry["last_event"] == "created"
-        assert queue.count == 0
+            for job_id in ids:
+                assert job_id is not None
+                job = Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer)
+                result = job.latest_result()
+                assert job.get_status() == "finished", result and result.exc_string
+            ledger = Ledger(redis_conn)
+            entry = ledger.resource("callRecords", cr_id)
+            assert entry["notifications"] == "1"
+            assert entry["last_event"] == "created"
+            key = ledger.find(cr_id)
+            assert key is not None
+            state = ledger.meeting(key)
+            assert (state["outcome"], state["reason"]) == ("skipped", "recorder_not_eci_user")
+            assert queue.count == 0

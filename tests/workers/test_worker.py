@@ -15,6 +15,8 @@ from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from tests.ingest.test_cli import configured
+
 ROOT = Path(__file__).resolve().parents[2]
 INGEST = str(Path(sys.executable).parent / "ingest")
 HEARTBEAT_TTL = 4
@@ -22,9 +24,8 @@ HEARTBEAT_TTL = 4
 
 def start_worker(redis_url: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "SF_"))}
-    env.update(
-        REDIS_URL=redis_url, PYTHONPATH=str(ROOT), INGEST_WORKER_HEARTBEAT_TTL=str(HEARTBEAT_TTL)
-    )
+    env.update(configured(redis_url))
+    env.update(PYTHONPATH=str(ROOT), INGEST_WORKER_HEARTBEAT_TTL=str(HEARTBEAT_TTL))
     return subprocess.Popen(
         [INGEST, "worker"],
         env=env,
