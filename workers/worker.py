@@ -14,12 +14,19 @@ worker within about one and a half `worker_heartbeat_ttl` (plus the job's retry 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import sys
 import threading
 from typing import Any
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
@@ -29,6 +36,39 @@ from workers import policy_config
 from workers.context import WorkerContext, install, reset
 
 log = logs.get_logger("workers.worker")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class OrphanFreeScheduler(RQScheduler):
+    """RQ's scheduler, in the process RQ forks for it, that ends with its worker.
+
+    A worker killed with SIGKILL cannot stop its scheduler child, which would go on holding
+    the queue's scheduler lock with the old settings. On Linux the kernel sends this process
+    SIGTERM when its parent dies (PR_SET_PDEATHSIG; RQ's handler then releases the lock);
+    elsewhere each heartbeat (every second) notices the new parent.
+    """
+
+    _parent = 0
+
+    def work(self) -> None:
+        self._parent = os.getppid()
+        _die_with_parent()
+        if os.getppid() != self._parent:  # the worker died before the request took effect
+            return
+        super().work()
+
+    def heartbeat(self) -> None:
+        if self._parent and os.getppid() != self._parent:
+            self.request_stop()
+        super().heartbeat()
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class IngestWorker(SimpleWorker):
@@ -38,6 +78,35 @@ class IngestWorker(SimpleWorker):
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self.heartbeat_ttl
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        """RQ's own start-up of the scheduler (rq/worker/base.py), with the scheduler above."""
+        self.scheduler = OrphanFreeScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)

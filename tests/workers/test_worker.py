@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -71,3 +72,48 @@ class TestCrashSafety:
         assert redis_conn.get("test:done:a") == b"2"
         job = Job.fetch(job.id, connection=redis_conn, serializer=JSONSerializer)
         assert wait_for(lambda: job.get_status(refresh=True) == "finished", 10)
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
+        fields = stat.rpartition(")")[2].split()
+        if fields and fields[0] != "Z" and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class TestNoOrphanScheduler:
+    """A worker killed with SIGKILL takes its RQ scheduler with it, and the lock is let go."""
+
+    @pytest.mark.timeout(60)
+    def test_scheduler_ends_with_its_worker(self, redis_url: str, redis_conn: redis.Redis) -> None:
+        worker = start_worker(redis_url)
+        lock = "rq:scheduler-lock:ingest"
+        try:
+            assert wait_for(lambda: redis_conn.exists(lock) and children(worker.pid), 30)
+            [scheduler] = children(worker.pid)
+            os.kill(worker.pid, signal.SIGKILL)  # the worker alone, not its process group
+            worker.wait(10)
+            assert wait_for(lambda: not alive(scheduler), 15)
+            assert wait_for(lambda: not redis_conn.exists(lock), 15)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
