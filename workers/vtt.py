@@ -2,12 +2,13 @@
 
 Accepts every form Teams, Graph's documentation and the W3C WebVTT syntax use: timestamps
 with or without hours, padded or not (`00:00:05.320`, `00:05.320`, and `0:0:5.320` as in
-Graph's "Get callTranscript" example) with one to three fractional digits, cue identifiers
-(Teams writes `<guid>/12-0`), cue settings, NOTE, STYLE and REGION blocks, a BOM, LF, CRLF
-or CR line ends, voice spans with or without `</v>` (several to a cue), other tags and
-character references. Lenient where Teams is sloppy (stray blank lines, negative offsets,
-empty cues); strict where the text cannot be a transcript (no `WEBVTT` signature, a timing
-line that does not parse, text before the first cue), which raises `BadInput` naming the line.
+Graph's "Get callTranscript" example), with one to three fractional digits (more are read
+too); cue identifiers (Teams writes `<guid>/12-0`); cue settings; NOTE, STYLE and REGION
+blocks; a BOM; LF, CRLF or CR line ends; voice spans with or without `</v>`, several to a
+cue; other tags and character references. Lenient where Teams is sloppy (stray blank lines,
+negative offsets, empty cues); strict where the text cannot be a transcript (no `WEBVTT`
+signature, a timing line that does not parse, text before the first cue), which raises
+`BadInput` naming the line.
 
 Work is linear in the length of the text: tags are found with `str.find` rather than with
 patterns that backtrack, so a hostile transcript costs no more than an honest one as long.
