@@ -1,9 +1,17 @@
 """Teams WebVTT transcripts: parse the text Graph returns into cues, lines and simple figures.
 
-Lenient where Teams is sloppy (BOM, CR/CRLF, stray blank lines, negative offsets, unclosed
-voice tags, empty cues); strict where the file cannot be a transcript at all (no `WEBVTT`
+Accepts every form Teams, Graph's documentation and the W3C WebVTT syntax use: timestamps
+with or without hours, padded or not (`00:00:05.320`, `00:05.320`, and `0:0:5.320` as in
+Graph's "Get callTranscript" example), with one to three fractional digits (more are read
+too); cue identifiers (Teams writes `<guid>/12-0`); cue settings; NOTE, STYLE and REGION
+blocks; a BOM; LF, CRLF or CR line ends; voice spans with or without `</v>`, several to a
+cue; other tags and character references. Lenient where Teams is sloppy (stray blank lines,
+negative offsets, empty cues); strict where the text cannot be a transcript (no `WEBVTT`
 signature, a timing line that does not parse, text before the first cue), which raises
 `BadInput` naming the line.
+
+Work is linear in the length of the text: tags are found with `str.find` rather than with
+patterns that backtrack, so a hostile transcript costs no more than an honest one as long.
 """
 
 from __future__ import annotations
@@ -17,12 +25,12 @@ from core.exceptions import BadInput
 
 SALESFORCE_TEXT_LIMIT = 131_072  # Teams_Transcript__c.Text__c, in characters (§6)
 
-_TIMESTAMP = r"-?(?:[0-9]{1,9}:)?[0-9]{1,2}:[0-9]{2}[.,][0-9]{1,9}"  # hours may pass 99
+# Hours are optional and may pass 99; Graph's docs write every field unpadded (`0:0:5.320`).
+_TIMESTAMP = r"-?(?:[0-9]{1,9}:)?[0-9]{1,2}:[0-9]{1,2}[.,][0-9]{1,9}"
 _TIMING = re.compile(rf"({_TIMESTAMP})[ \t]*-->[ \t]*({_TIMESTAMP})(?:[ \t]+.*)?", re.ASCII)
 _PARTS = re.compile(r"(-?)(?:([0-9]+):)?([0-9]+):([0-9]+)[.,]([0-9]+)", re.ASCII)
-_VOICE = re.compile(r"<v(?:\.[^\s>]*)?(?:[ \t]+([^>]*))?>")
-_LANG = re.compile(r"<lang(?:\.[^\s>]*)?[ \t]+([^>\s]+)[^>]*>")
-_TAG = re.compile(r"<[^>]*(?:>|$)")  # an unclosed '<' runs to the end, as in WebVTT
+# The references `html.unescape` reads (its own pattern), so that each is decoded by it.
+_REFERENCE = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 _QUESTION = re.compile(r"[?\uff1f\u061f]+")
 _SKIPPED_BLOCKS = ("NOTE", "STYLE", "REGION")
 
@@ -42,7 +50,7 @@ class Cue:
 
 @dataclass(frozen=True)
 class Transcript:
-    """The cues of a transcript, in file order, each with non-empty text."""
+    """The cues of a transcript in file order, one per voice span, each with non-empty text."""
 
     cues: tuple[Cue, ...]
     language: str | None = None
@@ -56,7 +64,11 @@ class Transcript:
         return [cue.line() for cue in sorted(self.cues, key=lambda c: c.start_s)]
 
     def talk_seconds(self) -> dict[str, float]:
-        """Seconds spoken per named speaker; cues without a speaker are not attributed."""
+        """Seconds spoken per named speaker; cues without a speaker are not attributed.
+
+        Voices sharing one cue are each counted for the whole cue: the file does not say
+        how they split it.
+        """
         totals: dict[str, float] = defaultdict(float)
         for cue in self.cues:
             if cue.speaker:
@@ -132,35 +144,44 @@ def parse(text: str) -> Transcript:
             end += 1
         _read_block(rows, i, end, raw)
         i = end
-    cues = tuple(cue for cue in (_build(r) for r in raw) if cue is not None)
-    language = header.get("language") or _cue_language(raw)
+    languages: set[str] = set()
+    cues = tuple(cue for r in raw for cue in _build(r, languages))
+    # Without a `Language:` header, the one language all `<lang>` tags agree on, if any.
+    language = header.get("language") or (languages.pop() if len(languages) == 1 else None)
     return Transcript(cues=cues, language=language or None)
 
 
 def _read_block(rows: list[str], begin: int, end: int, raw: list[_RawCue]) -> None:
     """Adds the cues of the block `rows[begin:end]` (no blank lines inside) to `raw`."""
     first = rows[begin].strip()
-    if any(first == kw or first.startswith((kw + " ", kw + "\t")) for kw in _SKIPPED_BLOCKS):
-        return
-    k = begin
-    if "-->" not in rows[k]:
-        if k + 1 < end and "-->" in rows[k + 1]:
-            k += 1  # a cue identifier
+    comment = any(first == kw or first.startswith((kw + " ", kw + "\t")) for kw in _SKIPPED_BLOCKS)
+    second = rows[begin + 1] if begin + 1 < end else ""
+    if "-->" in first and not comment:
+        k = begin
+    elif "-->" in second and (not comment or _is_timing(second)):
+        k = begin + 1  # a cue identifier; WebVTT reads even `NOTE …` there as one
+    else:
+        # A timing line ends the text before it even without a blank line, as WebVTT says.
+        k = begin
+        while k < end and not _is_timing(rows[k]):
+            k += 1
+        if comment:
+            pass
         elif raw:
-            # Text after a stray blank line inside a cue belongs to that cue.
-            raw[-1].lines.extend(rows[begin:end])
-            return
+            raw[-1].lines.extend(rows[begin:k])  # text after a stray blank line inside a cue
         else:
             raise BadInput(f"line {begin + 1}: text outside a cue")
     while k < end:
         start_s, end_s = _timing(rows[k], k + 1)
-        cue = _RawCue(start_s, end_s)
         k += 1
-        # A timing line ends the cue even without a blank line before it, as WebVTT says.
-        while k < end and not _TIMING.fullmatch(rows[k].strip()):
-            cue.lines.append(rows[k])
+        text_begins = k
+        while k < end and not _is_timing(rows[k]):
             k += 1
-        raw.append(cue)
+        raw.append(_RawCue(start_s, end_s, rows[text_begins:k]))
+
+
+def _is_timing(row: str) -> bool:
+    return _TIMING.fullmatch(row.strip()) is not None
 
 
 def _timing(row: str, lineno: int) -> tuple[float, float]:
@@ -178,29 +199,77 @@ def _seconds(stamp: str, lineno: int) -> float:
     if int(minutes) > 59 or int(seconds) > 59:
         raise BadInput(f"line {lineno}: minutes and seconds must be under 60 in {stamp!r}")
     whole = int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds)
-    value = whole + float(f"0.{fraction}")
+    # One exact division: `0:0:5.32` and `00:00:05.320` give the very same float.
+    scale: int = 10 ** len(fraction)
+    value = (whole * scale + int(fraction)) / scale
     return -value if sign else value
 
 
-def _build(raw: _RawCue) -> Cue | None:
-    joined = " ".join(line.strip() for line in raw.lines)
-    voice = _VOICE.search(joined)
-    speaker = _plain(voice.group(1) or "") if voice else ""
-    text = _plain(_TAG.sub("", joined))
-    if not text:
-        return None  # Teams emits cues with no words; they carry nothing
-    return Cue(raw.start_s, raw.end_s, speaker or None, text)
+def _build(raw: _RawCue, languages: set[str]) -> list[Cue]:
+    """One cue per voice span with words; Teams also writes cues with none, which carry nothing."""
+    spans = _spans("\n".join(raw.lines), languages)
+    return [Cue(raw.start_s, raw.end_s, speaker, text) for speaker, text in spans]
+
+
+def _spans(body: str, languages: set[str]) -> list[tuple[str | None, str]]:
+    """(speaker, words) of each voice span in a cue's text, in order; adds `<lang>` tags seen.
+
+    As WebVTT reads cue text: `<v Name>` opens a voice that lasts to its `</v>` or the end of
+    the cue, and voices nest; other tags are dropped but not their text; an unclosed `<` hides
+    the rest. Text outside every voice has no speaker; neighbouring spans of one voice join.
+    """
+    voices: list[str] = []
+    spans: list[tuple[str | None, list[str]]] = [(None, [])]
+    pos = 0
+    while pos < len(body):
+        lt = body.find("<", pos)
+        if lt < 0:
+            spans[-1][1].append(body[pos:])
+            break
+        spans[-1][1].append(body[pos:lt])
+        gt = body.find(">", lt + 1)
+        tag = body[lt + 1 :] if gt < 0 else body[lt + 1 : gt]
+        pos = len(body) if gt < 0 else gt + 1
+        parts = [] if tag[:1].isspace() else tag.split(maxsplit=1)  # `< v>` has no name
+        name = parts[0].split(".", 1)[0] if parts else ""
+        annotation = parts[1] if len(parts) > 1 else ""
+        if name == "v":
+            voices.append(_plain(annotation))
+        elif name == "/v" and voices:
+            voices.pop()
+        elif name == "lang" and annotation.split():
+            languages.add(annotation.split()[0])
+        speaker = voices[-1] if voices and voices[-1] else None
+        if speaker != spans[-1][0]:
+            spans.append((speaker, []))
+    out: list[tuple[str | None, list[str]]] = []
+    for speaker, pieces in spans:
+        words = _plain("".join(pieces))
+        if not words:
+            continue
+        if out and out[-1][0] == speaker:
+            out[-1][1].append(words)
+        else:
+            out.append((speaker, [words]))
+    return [(speaker, " ".join(words)) for speaker, words in out]
 
 
 def _plain(fragment: str) -> str:
     """Entities decoded (&amp; &lt; &nbsp; &lrm; numeric ...) and whitespace collapsed."""
-    return " ".join(html.unescape(fragment).split())
+    return " ".join(_REFERENCE.sub(_reference, fragment).split())
 
 
-def _cue_language(raw: list[_RawCue]) -> str | None:
-    """The one language all `<lang>` tags agree on, if any."""
-    tags = {m.group(1) for cue in raw for line in cue.lines for m in _LANG.finditer(line)}
-    return tags.pop() if len(tags) == 1 else None
+def _reference(match: re.Match[str]) -> str:
+    ref = match.group(0)
+    if ref.startswith("&#"):
+        hexadecimal = ref[2:3] in ("x", "X")
+        digits = ref[3 if hexadecimal else 2 :].rstrip(";").lstrip("0") or "0"
+        # Past U+10FFFF, so U+FFFD as HTML says; int() of thousands of digits is slow, and
+        # refused past 4,300 (ValueError), which `html.unescape` would let escape.
+        if len(digits) > 8:
+            return "\ufffd"
+        ref = f"&#{'x' if hexadecimal else ''}{digits};"
+    return html.unescape(ref)
 
 
 def _skip_blank(rows: list[str], i: int) -> int:

@@ -95,7 +95,8 @@ class TestEnvelope:
 
 
 class TestTimings:
-    """Timings have optional hours (past 99), negative offsets and cue settings."""
+    """Timings have optional hours (past 99), unpadded fields as in Graph's docs, 1-3 fraction
+    digits, negative offsets and cue settings."""
 
     @pytest.mark.parametrize(
         ("timing", "start", "end"),
@@ -110,6 +111,15 @@ class TestTimings:
             ("00:00:01.000-->00:00:02.000", 1.0, 2.0),
             ("00:00:01,000 --> 00:00:02,000", 1.0, 2.0),
             ("  00:00:01.000 --> 00:00:02.000  ", 1.0, 2.0),
+            # Graph's "Get callTranscript" example writes `0:0:0.0 --> 0:0:5.320`.
+            ("0:0:0.0 --> 0:0:5.320", 0.0, 5.32),
+            ("0:0:6.1 --> 0:0:9.05", 6.1, 9.05),
+            ("1:2:3.4 --> 10:20:30.45", 3723.4, 37230.45),
+            ("0:59.999 --> 1:0.5", 59.999, 60.5),
+            ("5:07.25 --> 05:7.250", 307.25, 307.25),
+            ("-0:0:0.37 --> 0:0:1.0", -0.37, 1.0),
+            ("0:0:1.0\t-->\t0:0:2.0\tline:0 size:50%", 1.0, 2.0),
+            ("00:00:01.0000000 --> 00:00:02.5000000", 1.0, 2.5),
         ],
     )
     def test_timing(self, timing: str, start: float, end: float) -> None:
@@ -118,12 +128,25 @@ class TestTimings:
         assert c.end_s == pytest.approx(end)
 
     @pytest.mark.parametrize(
+        ("short", "long"),
+        [("0:0:5.32", "00:00:05.320"), ("0:0:0.1", "00:00.100"), ("2:3:4.5", "02:03:04.500")],
+    )
+    def test_short_and_long_forms_give_the_same_float(self, short: str, long: str) -> None:
+        assert cue("x", f"{short} --> {short}") == cue("x", f"{long} --> {long}")
+
+    @pytest.mark.parametrize(
         ("text", "line"),
         [
             ("WEBVTT\n\n00:00:01.000 --> soon\nhi\n", 3),
             ("WEBVTT\n\nid\n00:00:01 --> 00:00:02\nhi\n", 4),
             ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nok\n\n00:61.000 --> 01:02.000\nhi\n", 6),
             ("WEBVTT\n\n00:00:01.000 --> 00:60:02.000\nhi\n", 3),
+            ("WEBVTT\n\n0:0:0.0 --> 0:0:60.0\nhi\n", 3),
+            ("WEBVTT\n\n0:0:0 --> 0:0:5\nhi\n", 3),
+            ("WEBVTT\n\n0:0:0. --> 0:0:5.3\nhi\n", 3),
+            ("WEBVTT\n\n0:000:0.0 --> 0:0:5.3\nhi\n", 3),
+            ("WEBVTT\n\n0:0:0.0 --> 0:0:5.3\nhi\n\n5.3 --> 6.0\nho\n", 6),
+            ("WEBVTT\n\n0:0:0.0 -> 0:0:5.3\nhi\n\nid\n0:0:0.0 --> 0:0:5.3x\n", 3),
             (
                 "WEBVTT\n\n00:00:01.000 --> 00:00:02.000 \u0663\nok\n\n\u0660\u0660:01.000 --> x\n",
                 6,
@@ -151,7 +174,6 @@ class TestCueText:
             ("<v.a.b\tAlice   Adams >Hello.</v>", "Alice Adams", "Hello."),
             ("<v>Hello.</v>", None, "Hello."),
             ("Hello.", None, "Hello."),
-            ("<v Alice>Hello</v> <v Bob>Hi</v>", "Alice", "Hello Hi"),
             ("<v O&apos;Brien &amp; Co>Hi</v>", "O'Brien & Co", "Hi"),
             ("<v Alice>first line\nsecond line</v>", "Alice", "first line second line"),
             ("<v Alice>\n  padded  \n\tline\n</v>", "Alice", "padded line"),
@@ -170,11 +192,60 @@ class TestCueText:
             ("fish & chips", None, "fish & chips"),
             ("unclosed <b", None, "unclosed"),
             ("nul\x00char", None, "nul\ufffdchar"),
+            ("< v Alice>no tag name", None, "no tag name"),
+            ("<v Alice\nAdams>across lines</v>", "Alice Adams", "across lines"),
+            ("&#0000000000065;&#x000041;", None, "AA"),
+            ("&#38;lt; is decoded once", None, "&lt; is decoded once"),
+            ("&#1114112; &#xD800;", None, "\ufffd \ufffd"),
+            # Past U+10FFFF however long: int() of these would be slow, and past 4,300 digits
+            # refused with ValueError, which html.unescape lets escape.
+            ("&#" + "9" * 5000 + ";x", None, "\ufffdx"),
+            ("&#x" + "f" * 5000 + "x", None, "\ufffdx"),
+            ("&#" + "0" * 5000 + "66;", None, "B"),
         ],
     )
     def test_text(self, body: str, speaker: str | None, text: str) -> None:
         c = cue(body)
         assert (c.speaker, c.text) == (speaker, text)
+
+
+class TestVoices:
+    """Each voice span of a cue is a cue of its own, as WebVTT reads nested and closed `<v>`."""
+
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            ("<v Alice>Hello</v> <v Bob>Hi</v>", [("Alice", "Hello"), ("Bob", "Hi")]),
+            ("<v Alice>Hello</v>\n<v Bob>Hi</v>", [("Alice", "Hello"), ("Bob", "Hi")]),
+            ("<v Alice>Hello<v Bob>Hi", [("Alice", "Hello"), ("Bob", "Hi")]),
+            (
+                "<v Alice>Hello <v Bob>Hi</v> again</v>",
+                [("Alice", "Hello"), ("Bob", "Hi"), ("Alice", "again")],
+            ),
+            ("<v Alice>one</v> <v Alice>two</v>", [("Alice", "one two")]),
+            ("<v Alice>one <i>two</i></v>\n<v Alice>three", [("Alice", "one two three")]),
+            (
+                "intro <v Alice>Hello</v> outro",
+                [(None, "intro"), ("Alice", "Hello"), (None, "outro")],
+            ),
+            ("<v Alice></v><v Bob>Hi</v>", [("Bob", "Hi")]),
+            ("<v Alice>a</v></v></v>b", [("Alice", "a"), (None, "b")]),
+            ("<v Alice><v>aside</v>back", [(None, "aside"), ("Alice", "back")]),
+        ],
+    )
+    def test_spans(self, body: str, expected: list[tuple[str | None, str]]) -> None:
+        t = parse(f"WEBVTT\n\n00:00:01.000 --> 00:00:03.000\n{body}\n")
+        assert [(c.speaker, c.text) for c in t.cues] == expected
+        assert all((c.start_s, c.end_s) == (1.0, 3.0) for c in t.cues)
+
+    def test_shared_cue_in_lines_and_talk_time(self) -> None:
+        t = parse(
+            "WEBVTT\n\n00:00:04.000 --> 00:00:05.000\n<v Carol>Later.</v>\n\n"
+            "00:00:01.000 --> 00:00:03.000\n<v Alice>Shall we?</v> <v Bob>Yes.</v>\n"
+        )
+        assert t.lines() == ["Alice: Shall we?", "Bob: Yes.", "Carol: Later."]
+        assert t.cue_count == 3
+        assert t.talk_seconds() == {"Carol": 1.0, "Alice": 2.0, "Bob": 2.0}
 
 
 class TestBlocks:
@@ -195,6 +266,33 @@ class TestBlocks:
     def test_note_like_text_is_a_cue(self) -> None:
         t = parse("WEBVTT\n\nNOTES\n00:00:01.000 --> 00:00:02.000\nNOTE well\n")
         assert t.lines() == ["NOTE well"]
+
+    @pytest.mark.parametrize(
+        "block",
+        [
+            # WebVTT's parser reads a line before a timing line as the cue's identifier, even
+            # one starting NOTE, and a timing line ends the block it appears in.
+            "NOTE Confidence: 0.91\n00:00:01.000 --> 00:00:02.000\n<v A>kept</v>",
+            "NOTE one\nNOTE two\n00:00:01.000 --> 00:00:02.000\n<v A>kept</v>",
+            "STYLE\n::cue { color: red }\n00:00:01.000 --> 00:00:02.000\n<v A>kept</v>",
+        ],
+    )
+    def test_timing_line_in_a_comment_block_starts_a_cue(self, block: str) -> None:
+        assert parse(f"WEBVTT\n\n{block}\n").lines() == ["A: kept"]
+
+    def test_text_after_a_stray_blank_line_stops_at_the_next_timing(self) -> None:
+        t = parse(
+            "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<v A>one\n\ntwo\nthree\n"
+            "00:00:03.000 --> 00:00:04.000\n<v B>four\n"
+        )
+        assert t.lines() == ["A: one two three", "B: four"]
+
+    def test_line_just_before_a_timing_is_its_identifier(self) -> None:
+        t = parse(
+            "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<v A>one\n\nid-7\n"
+            "00:00:03.000 --> 00:00:04.000\n<v B>two\n"
+        )
+        assert t.lines() == ["A: one", "B: two"]
 
     @pytest.mark.parametrize("body", ["", "<v Alice></v>", "<v Alice>   </v>", "<b></b>", "&nbsp;"])
     def test_empty_cue_is_skipped(self, body: str) -> None:
