@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,8 +172,8 @@ class TestBounded:
     """A hostile transcript of 1 MB is read in a time linear in its size.
 
     Before, `<v ` repeated over 48 kB took 4.7 s and four times the text sixteen times as
-    long (backtracking tag patterns); these take well under a second each here. The bound
-    leaves a wide margin for a loaded machine while a quadratic reading would need hours.
+    long (backtracking tag patterns): a quadratic reading of 1 MB needs hours and meets the
+    per-test timeout; a linear one takes well under a second (bench/vtt.py measures it).
     """
 
     @pytest.mark.timeout(60)
@@ -199,7 +198,6 @@ class TestBounded:
         ],
     )
     def test_linear(self, text: str) -> None:
-        began = time.perf_counter()
         try:
             transcript = parse(text)
             transcript.text_for_salesforce()
@@ -207,4 +205,3 @@ class TestBounded:
             transcript.question_count()
         except BadInput as exc:
             assert str(exc).startswith("line ")
-        assert time.perf_counter() - began < 10
