@@ -36,7 +36,8 @@ def _is_secret_key(key: str) -> bool:
     return key.lower().replace("_", "").replace("-", "") in _SECRET_KEYS
 
 
-def _scrub_text(text: str) -> str:
+def scrub_text(text: str) -> str:
+    """`text` with bearer tokens, JWTs and secret query values replaced (free text: errors)."""
     # Cheap pre-checks first: this runs on every string of every log line.
     if "=" not in text and "eyJ" not in text and "earer" not in text:
         return text
@@ -57,7 +58,7 @@ def _scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [_scrub(v, depth + 1) for v in value]
     if isinstance(value, str):
-        return _scrub_text(value)
+        return scrub_text(value)
     return value
 
 

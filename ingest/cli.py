@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = sub.add_parser("backfill", help="enqueue past meetings")
     backfill.add_argument("--since", required=True, metavar="ISO_DATE")
 
+    dlq = sub.add_parser("dlq", help="failed jobs: why each failed; run them again")
+    dlq.add_argument("action", choices=["list", "requeue"])
+    dlq.add_argument("job_id", nargs="?", metavar="JOB_ID", help="the job to requeue")
+    dlq.add_argument("--all", action="store_true", help="requeue every failed job")
+    dlq.add_argument("--json", action="store_true", help="print one JSON document")
+
     emulator = sub.add_parser("emulator", help="run a Graph or Salesforce emulator", add_help=False)
     emulator.add_argument("rest", nargs=argparse.REMAINDER)
 
@@ -74,6 +80,7 @@ _COMMANDS = {
     "explain": "ingest.explain",
     "clock": "ingest.clock",
     "backfill": "ingest.backfill",
+    "dlq": "ingest.dlq",
 }
 
 
