@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -61,6 +62,7 @@ class FaultInjector:
         self.faults = faults
         self.random = random.Random(faults.seed)  # test data, not crypto
         self._throttled_body = throttled_body
+        self.injected: Counter[str] = Counter()  # faults served, by status: proof they fired
 
     def roll(self, rate: float) -> bool:
         return rate > 0 and self.random.random() < rate
@@ -73,10 +75,12 @@ class FaultInjector:
         if f.latency_ms:
             await asyncio.sleep(f.latency_ms / 1000)
         if self.roll(f.rate_429):
+            self.injected["429"] += 1
             resp = self._throttled_body(429)
             resp.headers["Retry-After"] = str(f.retry_after_s)
             return resp
         if self.roll(f.rate_503):
+            self.injected["503"] += 1
             return self._throttled_body(503)
         return await handler(request)
 

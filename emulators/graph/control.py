@@ -115,4 +115,6 @@ class Control:
         return web.json_response({"value": values})
 
     async def get_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats.as_dict())
+        return web.json_response(
+            {**self.stats.as_dict(), "faults_injected": dict(self.injector.injected)}
+        )

@@ -27,7 +27,7 @@ class Delivery:
     def __init__(self, options: GraphOptions, ssl_context: ssl.SSLContext | None = None) -> None:
         self.options = options
         self.ssl_context = ssl_context
-        self.counts = {"delivered": 0, "failed": 0, "retried": 0, "dropped": 0}
+        self.counts = {"delivered": 0, "failed": 0, "retried": 0, "dropped": 0, "duplicated": 0}
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 

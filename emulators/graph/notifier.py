@@ -69,6 +69,7 @@ class Notifier:
                 self.delivery.counts["dropped"] += 1
                 continue
             copies = 2 if self.rng.random() < self.faults.duplicate_rate else 1
+            self.delivery.counts["duplicated"] += copies - 1
             for _ in range(copies):
                 self.delivery.spawn(self._deliver(sub, item))
 

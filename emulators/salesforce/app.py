@@ -155,6 +155,7 @@ class Emulator:
                 "api_limit": self.api.daily_limit,
                 "by_route": dict(sorted(self.by_route.items())),
                 "rejected": dict(self.rejected),
+                "faults_injected": dict(self.faults.injected),
                 "token_requests": self.token.issued,
             }
         )

@@ -39,7 +39,7 @@ def document(scenario: Scenario, run: DemoRun) -> dict[str, Any]:
         )
     requests = run.graph_stats.get("requests", {})
     graph_requests = sum(n for route, n in requests.items() if "/v1.0/" in route)
-    return {
+    doc: dict[str, Any] = {
         "meetings": meetings,
         "counts": counts,
         "graph": {
@@ -47,6 +47,23 @@ def document(scenario: Scenario, run: DemoRun) -> dict[str, Any]:
             "recording_content_downloads": run.graph_stats.get("recording_content_downloads", 0),
         },
         "salesforce": {"api_calls": run.salesforce_stats.get("api_calls", 0)},
+    }
+    if run.chaos:
+        doc["chaos"] = chaos(run)
+    return doc
+
+
+def chaos(run: DemoRun) -> dict[str, Any]:
+    """What the faults of `--chaos` did, from the emulators' own counts: proof they fired."""
+    notifications = run.graph_stats.get("notifications", {})
+    return {
+        "graph_faults": run.graph_stats.get("faults_injected", {}),
+        "salesforce_faults": run.salesforce_stats.get("faults_injected", {}),
+        "duplicate_notifications": notifications.get("duplicated", 0),
+        "expired_session_refusals": run.salesforce_stats.get("rejected", {}).get(
+            "invalid_session", 0
+        ),
+        "killed_worker": run.killed,
     }
 
 
@@ -73,6 +90,16 @@ def table(scenario: Scenario, run: DemoRun, doc: dict[str, Any]) -> str:
         " (recordings stay on Teams)",
         f"Salesforce: {doc['salesforce']['api_calls']} API calls",
     ]
+    if "chaos" in doc:
+        c = doc["chaos"]
+        killed = c["killed_worker"]
+        lines.append(
+            f"Chaos: Graph faults {c['graph_faults']}, Salesforce faults {c['salesforce_faults']}, "
+            f"{c['duplicate_notifications']} duplicate notifications, "
+            f"{c['expired_session_refusals']} expired-session refusals, "
+            + (f"{killed['worker']} killed running {killed['job']} "
+               f"(then {killed.get('job_status', '?')})" if killed else "no worker killed")
+        )  # fmt: skip
     if not run.settled:
         lines.append("NOT SETTLED: some meetings did not reach an outcome in time")
     return "\n".join(lines)

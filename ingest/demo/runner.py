@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from rq import Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 
 from emulators.graph.world import World
 from emulators.scenario import Scenario
@@ -47,6 +51,8 @@ class DemoRun:
     salesforce_dump: dict[str, Any] = field(default_factory=dict)
     settled: bool = False
     seconds: float = 0.0
+    killed: dict[str, str] = field(default_factory=dict)  # chaos: the worker and its job
+    chaos: bool = False
 
 
 class Https:
@@ -85,6 +91,7 @@ class Demo:
         self.dir = Path(tempfile.mkdtemp(prefix="ingest-demo-"))
         self.children: dict[str, Child] = {}
         self.redis_server: RedisServer | None = None
+        self._pushed_at_expiry = 0  # chaos: pushed meetings when sessions last expired
         self.world = World(options.scenario)
 
     # -- set-up ------------------------------------------------------------------------------
@@ -213,13 +220,12 @@ class Demo:
     # -- the run -----------------------------------------------------------------------------
     def play_and_wait(self) -> DemoRun:
         opts = self.options
-        run = DemoRun()
+        run = DemoRun(chaos=opts.chaos)
         ids = [m.id for m in opts.scenario.meetings]
         started = time.monotonic()
         self.progress(f"playing {len(ids)} meetings: Graph posts their notifications now")
         self.graph.call("POST", "/_emulator/play", {"meetings": ids})
         conn = redis.Redis.from_url(self.env["REDIS_URL"])
-        chaos_killed = False
         last_line = ""
         while True:
             run.meetings = {mid: self._status(conn, mid) for mid in ids}
@@ -228,8 +234,10 @@ class Demo:
             if line != last_line:
                 self.progress(line)
                 last_line = line
-            if opts.chaos and not chaos_killed and self._kill_a_busy_worker(conn):
-                chaos_killed = True
+            if opts.chaos and not run.killed:
+                run.killed = self._kill_a_busy_worker(conn)
+            if opts.chaos and len(done) < len(ids):
+                self._expire_salesforce_sessions(run.meetings)
             if len(done) == len(ids):
                 run.settled = True
                 break
@@ -237,28 +245,45 @@ class Demo:
                 break
             time.sleep(0.5)
         run.seconds = time.monotonic() - started
+        if run.killed:  # what became of the job the killed worker was running
+            with contextlib.suppress(NoSuchJobError):
+                job = Job.fetch(run.killed["job"], connection=conn)
+                run.killed["job_status"] = job.get_status().value
         run.graph_stats = self.graph.call("GET", "/_emulator/stats")
         run.salesforce_stats = self.salesforce.call("GET", "/_emulator/stats")
         run.salesforce_dump = self.salesforce.call("GET", "/_emulator/dump")
         return run
 
-    def _kill_a_busy_worker(self, conn: redis.Redis) -> bool:
-        """The chaos run's crash: SIGKILL a worker while it runs a job, start another."""
-        from rq import Queue
-        from rq.registry import StartedJobRegistry
+    def _kill_a_busy_worker(self, conn: redis.Redis) -> dict[str, str]:
+        """The chaos run's crash: SIGKILL a worker process while RQ says it runs a job, start
+        another; the worker and its job are returned (empty while no worker is busy)."""
+        pids = {c.proc.pid: name for name, c in self.children.items() if name.startswith("worker")}
+        for worker in Worker.all(connection=conn):
+            name = pids.get(worker.pid or 0)
+            job_id = worker.get_current_job_id()
+            if name is None or not job_id or self.children[name].proc.poll() is not None:
+                continue
+            self.progress(f"chaos: killing {name} mid-job ({job_id}) and starting a replacement")
+            self.children[name].kill()
+            self.children["worker3"] = Child("worker3", [INGEST, "worker"], self.env, self.dir)
+            return {"worker": name, "job": job_id}
+        return {}
 
-        queue = Queue(self.env.get("INGEST_QUEUE", "ingest"), connection=conn)
-        if StartedJobRegistry(queue=queue).count == 0:
-            return False
-        self.progress("chaos: killing worker1 mid-job and starting a replacement")
-        self.children["worker1"].kill()
-        self.children["worker3"] = Child("worker3", [INGEST, "worker"], self.env, self.dir)
-        # Salesforce sessions expire mid-run too.
+    def _expire_salesforce_sessions(self, meetings: dict[str, dict[str, Any]]) -> None:
+        """The chaos run's expired session: once workers hold Salesforce sessions (a meeting
+        was pushed), expire them, again after each push until Salesforce has refused one."""
+        pushed = sum(1 for e in meetings.values() if e.get("outcome") == "pushed")
+        if pushed == 0 or pushed == self._pushed_at_expiry:
+            return
+        stats = self.salesforce.call("GET", "/_emulator/stats")
+        if stats.get("rejected", {}).get("invalid_session", 0):
+            self._pushed_at_expiry = -1  # done: a request was refused and signed in again
+            return
+        self._pushed_at_expiry = pushed
+        self.progress("chaos: expiring the Salesforce sessions")
         self.salesforce.call("POST", "/_emulator/faults", {"expire_sessions_now": True})
-        return True
 
     def _status(self, conn: redis.Redis, meeting_id: str) -> dict[str, Any]:
-
         ledger = Ledger(conn)
         for ref in (
             self.world.online_meeting_id(meeting_id),

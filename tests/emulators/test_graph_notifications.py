@@ -218,7 +218,7 @@ class TestDelivery:
         wait_for(lambda: len(rx.items()) == 2)  # created and updated, after two 500s
         graph.idle()
         counts = graph.control("GET", "/_emulator/stats").json()["notifications"]
-        assert counts == {"delivered": 2, "failed": 0, "retried": 2, "dropped": 0}
+        assert counts == {"delivered": 2, "failed": 0, "retried": 2, "dropped": 0, "duplicated": 0}
         assert rx.attempts == 4
 
     def test_gives_up_after_the_attempts(self, graph: Harness) -> None:
