@@ -6,12 +6,14 @@ there is an explicit dependency between the subrequests)". Subrequests can be co
 they share the HTTP method and API version, their resource is under `/sobjects`, and the
 group holds at most five sObject types; subrequests with HTTP headers are not collated.
 
-The emulator picks one order a client cannot rely on, deterministically: a collated group
-runs where its first member was sent, its sObject types in the reverse of the order they
-first appear. A child upserted after its parent, naming the parent only by external id (an
-implicit dependency), therefore runs first, as it may in Salesforce. A subrequest that names
-another's result (`@{ref...}`) is not collated: it runs where it was sent, after what it
-needs.
+sObject Collections (`composite/sobjects/...`) are collated with the sObject resources: the
+guide promises no order for them either, and the stricter reading surfaces a client that
+relies on one. The emulator picks one order a client cannot rely on, deterministically: a
+collated group runs where its first member was sent, its sObject types in the reverse of the
+order they first appear. A child upserted after its parent, naming the parent only by
+external id (an implicit dependency), therefore runs first, as it may in Salesforce. A
+subrequest that names another's result (`@{ref...}`) is not collated: it runs where it was
+sent, after what it needs.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 Call 1 (composite, reads only): the transcript record if it exists, Contacts (with their roles
 on open opportunities), Leads and Users by e-mail, and the open opportunities of the contacts'
 accounts and of the external domains' accounts (workers.salesforce.matching). Call 2
-(composite, allOrNone): upserts by external id of the meeting, the transcript and the
-participants (sObject Collections of at most 200 each), and the full WebVTT as one
+(composite, allOrNone, run in the order sent): upserts by external id of the meeting, the
+transcript and the participants (sObject Collections of at most 200 each), which name the
+meeting by its external id and so must follow it, and the full WebVTT as one
 ContentVersion when the text was truncated and no earlier run attached it. A replay writes
 the same records again: upserts on external ids, and the file is created in the same
 transaction as the truncated transcript that records it.
