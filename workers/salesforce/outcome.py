@@ -90,7 +90,9 @@ def results(
 
 
 def _items(ref: str, body: list[Any], sub: dict[str, Any]) -> list[Failure]:
-    records = (sub.get("body") or {}).get("records") if isinstance(sub.get("body"), dict) else None
+    """The records a collection refused, each named by the key field in its URL."""
+    sent = sub.get("body")
+    records = sent.get("records") if isinstance(sent, dict) else None
     field = urlsplit(str(sub.get("url", ""))).path.rstrip("/").rsplit("/", 1)[-1]
     out = []
     for index, item in enumerate(body):
