@@ -72,7 +72,7 @@ class Emulator:
         if store.is_empty() and config.seed:
             seed(self.org, config.seed)
         self.api = Api(self.org, config.daily_limit)
-        self.api.query_batch = config.query_batch
+        self.api.cursors.batch = config.query_batch
         self.sessions = Sessions(config.session_lifetime_s)
         self.token = TokenEndpoint(self.sessions, config.jwt_key)
         self.faults = FaultInjector(config.faults, _throttled)

@@ -68,6 +68,7 @@ def read_field(path: Path) -> Field:
         default = _text(node, "defaultValue", "false") == "true"
     if reference and not (_text(node, "referenceTo") and _text(node, "relationshipName")):
         raise MetadataError(f"{path}: a lookup needs referenceTo and relationshipName")
+    values, restricted = _value_set(node)
     return Field(
         name=name,
         type=sf_type,
@@ -88,7 +89,20 @@ def read_field(path: Path) -> Field:
         cascade_delete=master,
         default=default,
         custom=True,
+        picklist=values,
+        restricted=restricted,
     )
+
+
+def _value_set(node: ET.Element) -> tuple[tuple[str, ...], bool]:
+    """A picklist's values and whether they are restricted (`<valueSet><restricted>`)."""
+    value_set = node.find(NS + "valueSet")
+    if value_set is None:
+        return (), False
+    names = tuple(
+        _text(v, "fullName") for v in value_set.iterfind(f"{NS}valueSetDefinition/{NS}value")
+    )
+    return names, _flag(value_set, "restricted")
 
 
 def read_object(folder: Path) -> SObject:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,11 +11,13 @@ from urllib.parse import unquote
 
 from emulators.salesforce import composite
 from emulators.salesforce.errors import SfError, not_found
+from emulators.salesforce.pages import Cursors
 from emulators.salesforce.query import Runner
 from emulators.salesforce.records import Org
 from emulators.salesforce.schema import SObject, normalize_id
 
 VERSIONS = [f"{v}.0" for v in range(31, 67)]
+MAX_SOQL_LENGTH = 100_000
 _VERSION_RE = re.compile(r"^v(\d{2,3}\.\d)$")
 
 
@@ -39,9 +40,7 @@ class Api:
         self.org = org
         self.daily_limit = daily_limit
         self.used = 0  # API calls counted today (set by the app)
-        self.query_batch = 2000  # records per query page, as Salesforce's default
-        self._cursors: dict[str, tuple[int, list[Any]]] = {}
-        self._cursor_ids = itertools.count(1)
+        self.cursors = Cursors()  # query batches; its batch size is configurable
 
     def handle(
         self, method: str, path: str, query: Mapping[str, str], body: Any, nested: bool = False
@@ -88,31 +87,24 @@ class Api:
         raise not_found()
 
     def _query(self, version: str, head: str, rest: list[str], query: Mapping[str, str]) -> Reply:
-        """A query's first page, or a later one by `query/{locator}-{offset}`."""
-        if not rest:
-            if "q" not in query:
-                raise SfError("MALFORMED_QUERY", "the q parameter is required")
-            result = Runner(self.org, version).run(query["q"], head == "queryAll")
-            total, records = result["totalSize"], result["records"]
-            locator = f"01g5g{next(self._cursor_ids):010d}"
-            self._cursors[locator] = (total, records)
-            offset = 0
-        else:
+        """A query's first batch, or a later one by `query/{locator}-{offset}`."""
+        if rest:
             locator, _, start = rest[0].partition("-")
-            if locator not in self._cursors or not start.isdigit() or len(rest) > 1:
+            if len(rest) > 1:
                 raise SfError("INVALID_QUERY_LOCATOR", "invalid query locator", status=400)
-            total, records = self._cursors[locator]
-            offset = int(start)
-        page = records[offset : offset + self.query_batch]
-        body: dict[str, Any] = {"totalSize": total, "done": True, "records": page}
-        if offset + self.query_batch < len(records):
-            body["done"] = False
-            body["nextRecordsUrl"] = (
-                f"/services/data/v{version}/{head}/{locator}-{offset + self.query_batch}"
+            return Reply(200, self.cursors.more(version, head, locator, start))
+        if "q" not in query:
+            raise SfError("MALFORMED_QUERY", "the q parameter is required")
+        if len(query["q"]) > MAX_SOQL_LENGTH:
+            # "By default, SOQL statements can't exceed 100,000 characters in length. For SOQL
+            # statements that exceed this maximum length, the API returns a MALFORMED_QUERY
+            # exception code; no result rows are returned." (SOQL and SOSL Reference)
+            raise SfError(
+                "MALFORMED_QUERY",
+                f"SOQL statements cannot be longer than {MAX_SOQL_LENGTH} characters",
             )
-        else:
-            self._cursors.pop(locator, None)
-        return Reply(200, body)
+        result = Runner(self.org, version).run(query["q"], head == "queryAll")
+        return Reply(200, self.cursors.first(version, head, result["totalSize"], result["records"]))
 
     def _sobjects(
         self, method: str, version: str, rest: list[str], query: Mapping[str, str], body: Any
@@ -144,6 +136,7 @@ class Api:
                 rec = self.org.get(obj, rest[1])
                 return Reply(200, self.shape(obj, rec, version, query.get("fields")))
             if method == "PATCH":
+                _not_in_body(body, "Id")
                 self.org.update(obj, rest[1], body)
                 return Reply(204)
             if method == "DELETE":
@@ -182,6 +175,9 @@ class Api:
             urls = [f"/services/data/v{version}/sobjects/{obj.name}/{m['Id']}" for m in matches]
             return Reply(300, urls)
         if method == "PATCH":
+            # "Do not specify Id or an external ID field in the request body or an error is
+            # generated." (sObject Rows by External ID)
+            _not_in_body(body, "Id", f.name)
             if query.get("updateOnly") == "true" and not matches:
                 raise not_found()
             rec, created = self.org.upsert(obj, f.name, value, body)
@@ -282,6 +278,17 @@ def _route_name(rest: list[str]) -> str:
             tail = [rest[2], "{value}"]
         return "/".join(["sobjects", rest[1], *tail])
     return "/".join(rest)
+
+
+def _not_in_body(body: Any, *names: str) -> None:
+    """The record's id (and an upsert's key) go in the URL; Salesforce refuses them in the body."""
+    sent = {k.lower(): k for k in body} if isinstance(body, dict) else {}
+    for name in names:
+        if name.lower() in sent:
+            raise SfError(
+                "INVALID_FIELD",
+                f"The {sent[name.lower()]} field should not be specified in the sobject data.",
+            )
 
 
 def _method_not_allowed(method: str) -> SfError:

@@ -42,6 +42,8 @@ class Field:
     custom: bool = False
     name_field: bool = False
     derived: bool = False
+    picklist: tuple[str, ...] = ()  # the value set's API names
+    restricted: bool = False  # a restricted picklist: no value outside `picklist`
 
     @property
     def required(self) -> bool:
@@ -69,7 +71,9 @@ class Field:
             "filterable": self.type not in ("textarea", "base64"),
             "sortable": self.type not in ("textarea", "base64"),
             "groupable": self.type not in ("textarea", "base64", "double", "datetime"),
-            "picklistValues": [], "restrictedPicklist": False, "htmlFormatted": False,
+            "picklistValues": [{"active": True, "defaultValue": False, "label": v, "validFor": None,
+                                "value": v} for v in self.picklist],
+            "restrictedPicklist": self.restricted, "htmlFormatted": False,
             "polymorphicForeignKey": len(self.reference_to) > 1,
         }  # fmt: skip
 

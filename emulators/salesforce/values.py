@@ -110,6 +110,12 @@ def check(f: Field, value: Any) -> None:
             f"{f.label}: data value too large: {preview} (max length={f.length})",
             [f.name],
         )
+    if f.restricted and value not in f.picklist:
+        raise SfError(
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"{f.label}: bad value for restricted picklist field: {value}",
+            [f.name],
+        )
     if f.type == "email" and not EMAIL_RE.match(value):
         raise SfError(
             "INVALID_EMAIL_ADDRESS", f"{f.label}: invalid email address: {value}", [f.name]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -14,8 +12,6 @@ from typing import Any
 
 import jwt
 import pytest
-import requests
-from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from simple_salesforce import Salesforce
@@ -29,85 +25,12 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.format import format_external_id
 
-from emulators.salesforce.app import Config, Emulator, SalesforceFaults
+from emulators.salesforce.app import Config, SalesforceFaults
 from emulators.salesforce.metadata import DEFAULT_DIR
-from emulators.tls import server_context
 from tests.certs import self_signed
+from tests.emulators.salesforce_harness import Server
 
 Meeting = "Teams_Meeting__c"
-
-
-class Server:
-    """One emulator on a free port, served from a thread (its SQLite lives in that thread)."""
-
-    def __init__(self, config: Config, ca_dir: Path) -> None:
-        self.config, self.ca_dir = config, ca_dir
-        self.ready = threading.Event()
-        self.port = 0
-        self.sessions: list[requests.Session] = []
-
-    def __enter__(self) -> Server:
-        self.thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
-        self.thread.start()
-        assert self.ready.wait(10)
-        return self
-
-    async def _main(self) -> None:
-        self.stop = asyncio.Event()
-        self.loop = asyncio.get_running_loop()
-        runner = web.AppRunner(Emulator(self.config).app(), access_log=None, shutdown_timeout=1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(self.ca_dir))
-        await site.start()
-        self.port = runner.addresses[0][1]
-        self.ready.set()
-        await self.stop.wait()
-        server = runner.server
-        transports = [c.transport for c in server.connections] if server else []
-        await runner.cleanup()
-        for transport in transports:  # a client that keeps a connection never answers close_notify
-            if transport is not None:
-                transport.abort()
-        for _ in range(3):  # let the transports' close callbacks run before the loop goes
-            await asyncio.sleep(0.01)
-
-    def __exit__(self, *exc: object) -> None:
-        for session in self.sessions:  # close keep-alive connections before the server goes
-            session.close()
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(10)
-
-    @property
-    def base(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    def http(self, method: str, path: str, **kw: Any) -> requests.Response:
-        return requests.request(method, self.base + path, verify=self.ca_dir / "ca.pem", **kw)
-
-    def token(self) -> str:
-        form = {"grant_type": "client_credentials", "client_id": "emulator-app",
-                "client_secret": "emulator-secret"}  # fmt: skip
-        resp = self.http("POST", "/services/oauth2/token", data=form)
-        assert resp.status_code == 200, resp.text
-        return str(resp.json()["access_token"])
-
-    def sf(self, token: str | None = None) -> Salesforce:
-        session = requests.Session()
-        session.verify = str(self.ca_dir / "ca.pem")
-        session.trust_env = (
-            False  # else REQUESTS_CA_BUNDLE overrides session.verify (requests#3829)
-        )
-        return Salesforce(instance_url=self.base, session_id=token or self.token(),
-                          version="62.0", session=session)  # fmt: skip
-
-    def stats(self) -> dict[str, Any]:
-        return dict(self.http("GET", "/_emulator/stats").json())
-
-    def dump(self) -> dict[str, list[dict[str, Any]]]:
-        return dict(self.http("GET", "/_emulator/dump").json())
-
-    def faults(self, **changes: Any) -> None:
-        assert self.http("POST", "/_emulator/faults", json=changes).status_code == 200
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +246,10 @@ class TestCompositeAndCollections:
     def test_composite_with_references_is_one_call(self, server: Server, sf: Salesforce) -> None:
         before = server.stats()["api_calls"]
         v = "/services/data/v62.0"
-        res = sf.restful("composite", method="POST", json={"allOrNone": True, "compositeRequest": [
+        # The participants name the meeting only by external id: an implicit dependency, so
+        # the order must not be left to collation.
+        res = sf.restful("composite", method="POST", json={
+            "allOrNone": True, "collateSubrequests": False, "compositeRequest": [
             {"method": "PATCH", "referenceId": "m",
              "url": f"{v}/sobjects/Teams_Meeting__c/Meeting_Key__c/k1", "body": meeting_body()},
             {"method": "PATCH", "referenceId": "p",

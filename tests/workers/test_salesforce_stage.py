@@ -18,6 +18,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from core.exceptions import SchemaMissing, UpstreamPermanent, UpstreamTransient
 from core.settings import Settings
@@ -28,7 +29,7 @@ from emulators.tls import server_context
 from tests.certs import self_signed
 from workers import context
 from workers.meeting import ResolvedMeeting, ResolvedParticipant
-from workers.salesforce import matching, schema, stage
+from workers.salesforce import mapping, matching, outcome, schema, stage
 from workers.salesforce.client import Credentials, Retry, SalesforceClient
 from workers.salesforce.stage import Connection
 from workers.vtt import SALESFORCE_TEXT_LIMIT
@@ -413,6 +414,79 @@ class TestPush:
         assert counts(server.dump())["Teams_Meeting_Participant__c"] == 4
 
 
+class TestCollation:
+    """Salesforce collates a composite's subrequests by default from API 49.0 and may run the
+    participants before the meeting they name by external id; the write turns it off, so the
+    first write of a meeting succeeds against an emulator that collates, as Salesforce does."""
+
+    def test_first_write_with_collation_as_live(
+        self, server: Server, ca_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        conn = server.connection()
+        sent: list[dict[str, Any]] = []
+        restful = conn.client.restful
+
+        def keep(path: str, method: str = "GET", body: Any = None, idempotent: bool = True) -> Any:
+            sent.append(body)
+            return restful(path, method, body, idempotent)
+
+        monkeypatch.setattr(conn.client, "restful", keep)
+        ids = stage.write(conn, meeting())
+        assert counts(server.dump())["Teams_Meeting_Participant__c"] == len(BASE)
+        write = sent[-1]
+        assert write["collateSubrequests"] is False and ids["meeting"]
+        # The same write left to the default order fails in a fresh org: the flag matters.
+        with Server(Config(seed=SEED), ca_dir) as fresh:
+            default = {k: v for k, v in write.items() if k != "collateSubrequests"}
+            answer = fresh.client().restful("composite", "POST", default)
+            codes = {r["referenceId"]: r["httpStatusCode"] for r in answer["compositeResponse"]}
+            assert codes["meeting"] == 400
+            assert counts(fresh.dump())["Teams_Meeting__c"] == 0
+
+
+def _role_picklist(tmp_path: Path, values: tuple[str, ...]) -> Path:
+    """deploy/salesforce with Role__c made a restricted picklist, as an admin might."""
+    project = tmp_path / "salesforce"
+    shutil.copytree(DEFAULT_DIR, project)
+    role = project / ("force-app/main/default/objects/Teams_Meeting_Participant__c/fields/"
+                      "Role__c.field-meta.xml")  # fmt: skip
+    entries = "".join(
+        f"<value><fullName>{v}</fullName><default>false</default><label>{v}</label></value>"
+        for v in values
+    )
+    role.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<CustomField xmlns="http://soap.sforce.com/2006/04/metadata"><fullName>Role__c'
+        "</fullName><label>Role</label><type>Picklist</type><valueSet><restricted>true"
+        f"</restricted><valueSetDefinition>{entries}</valueSetDefinition></valueSet>"
+        "</CustomField>\n"
+    )
+    return project
+
+
+class TestRollback:
+    """One record Salesforce refuses rolls the whole meeting back; the log and the error name
+    that record and its error, not the PROCESSING_HALTED echoes of the others."""
+
+    def test_bad_participant_rolls_back_the_meeting(self, ca_dir: Path, tmp_path: Path) -> None:
+        config = Config(seed=SEED, metadata_dir=_role_picklist(tmp_path, ("attendee",)))
+        m = meeting("m-bad")
+        alice = mapping.participant_key(m, BASE[0])  # the organizer: not in the picklist
+        with Server(config, ca_dir) as srv:
+            conn = srv.connection()
+            with capture_logs() as logs, pytest.raises(UpstreamPermanent) as info:
+                stage.write(conn, m)
+            dump = srv.dump()
+        assert counts(dump) == dict.fromkeys(counts(dump), 0)
+        assert "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in str(info.value)
+        assert alice in str(info.value) and "PROCESSING_HALTED" not in str(info.value)
+        (entry,) = [e for e in logs if e["event"] == "salesforce_refused"]
+        assert entry["record_key"] == alice and entry["meeting_key"] == "m-bad"
+        assert entry["error_code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+        assert entry["error"] == "Role: bad value for restricted picklist field: organizer"
+        assert entry["subrequest"] == "participants0" and entry["log_level"] == "warning"
+
+
 class TestLongTranscript:
     """Past 131,072 characters the text is cut and the full WebVTT is attached exactly once."""
 
@@ -515,31 +589,54 @@ class TestOutcomes:
              "body": [{"errorCode": code, "message": "m"}]},
         ]}  # fmt: skip
         with pytest.raises(error, match=f"x: {status} {code}"):
-            stage._results(reply)
+            outcome.results(reply)
 
     def test_allowed_status(self) -> None:
         reply = {"compositeResponse": [{"referenceId": "transcript", "httpStatusCode": 404,
                                         "body": [{"errorCode": "NOT_FOUND"}]}]}  # fmt: skip
-        assert stage._results(reply, allowed={"transcript": (404,)})["transcript"][0] == 404
+        assert outcome.results(reply, allowed={"transcript": (404,)})["transcript"][0] == 404
 
     @pytest.mark.parametrize(
-        ("items", "error"),
+        ("items", "error", "cause"),
         [
-            ([{"success": True, "id": "a"}], None),
+            ([{"success": True, "id": "a"}, {"success": True, "id": "b"}], None, ""),
             ([{"success": True}, {"success": False, "errors": [{"statusCode": "STRING_TOO_LONG"}]}],
-             UpstreamPermanent),
+             UpstreamPermanent, "STRING_TOO_LONG .*record p1"),
             ([{"success": False, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK"}]},
               {"success": False, "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW"}]}],
-             UpstreamTransient),
-            ({"not": "a list"}, UpstreamPermanent),
+             UpstreamTransient, "UNABLE_TO_LOCK_ROW .*record p1"),
+            # Two workers upserting the same new key: the loser's insert is a duplicate.
+            ([{"success": False, "errors": [{"statusCode": "DUPLICATE_VALUE"}]},
+              {"success": False, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK"}]}],
+             UpstreamTransient, "DUPLICATE_VALUE .*record p0"),
+            ({"not": "a list"}, UpstreamPermanent, "expected a list"),
         ],
     )  # fmt: skip
-    def test_collection_items(self, items: Any, error: type[Exception] | None) -> None:
+    def test_collection_items(self, items: Any, error: type[Exception] | None, cause: str) -> None:
+        """A collection answers 200 whatever happened; the item that failed is the cause."""
+        url = "/services/data/v62.0/composite/sobjects/Teams_Meeting_Participant__c/" \
+              "Participant_Key__c"  # fmt: skip
+        records = [{"Participant_Key__c": f"p{n}"} for n in range(2)]
+        subs = [
+            {
+                "referenceId": "meeting",
+                "url": "/services/data/v62.0/sobjects/Teams_Meeting__c/Meeting_Key__c/m-1",
+            },
+            {"referenceId": "participants0", "url": url, "body": {"records": records}},
+        ]
+        halted = [{"errorCode": "PROCESSING_HALTED", "message": "rolled back"}]
+        reply = {"compositeResponse": [
+            {"referenceId": "meeting", "httpStatusCode": 400 if error else 201,
+             "body": halted if error else {"id": "a01"}},
+            {"referenceId": "participants0", "httpStatusCode": 200, "body": items},
+        ]}  # fmt: skip
         if error is None:
-            stage._check_items("participants0", items)
-        else:
-            with pytest.raises(error):
-                stage._check_items("participants0", items)
+            assert outcome.results(reply, subs)["participants0"][1] == items
+            return
+        with capture_logs() as logs, pytest.raises(error, match=cause):
+            outcome.results(reply, subs, meeting_key="m-1")
+        (entry,) = [e for e in logs if e["event"] == "salesforce_refused"]
+        assert entry["subrequest"] == "participants0" and entry["meeting_key"] == "m-1"
 
     def test_stale_lookups_leave_one_set_of_records(
         self, server: Server, monkeypatch: pytest.MonkeyPatch

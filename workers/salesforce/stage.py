@@ -3,8 +3,9 @@
 Call 1 (composite, reads only): the transcript record if it exists, Contacts (with their roles
 on open opportunities), Leads and Users by e-mail, and the open opportunities of the contacts'
 accounts and of the external domains' accounts (workers.salesforce.matching). Call 2
-(composite, allOrNone): upserts by external id of the meeting, the transcript and the
-participants (sObject Collections of at most 200 each), and the full WebVTT as one
+(composite, allOrNone, run in the order sent): upserts by external id of the meeting, the
+transcript and the participants (sObject Collections of at most 200 each), which name the
+meeting by its external id and so must follow it, and the full WebVTT as one
 ContentVersion when the text was truncated and no earlier run attached it. A replay writes
 the same records again: upserts on external ids, and the file is created in the same
 transaction as the truncated transcript that records it.
@@ -18,24 +19,15 @@ from urllib.parse import quote
 
 import structlog
 
-from core.exceptions import BadInput, UpstreamPermanent, UpstreamTransient
+from core.exceptions import BadInput, UpstreamPermanent
 from workers import context, vtt
 from workers.meeting import ResolvedMeeting
-from workers.salesforce import mapping, matching, schema
-from workers.salesforce.client import (
-    TRANSIENT_CODES,
-    TRANSIENT_STATUSES,
-    SalesforceClient,
-    error_code,
-    error_message,
-)
+from workers.salesforce import mapping, matching, outcome, schema
+from workers.salesforce.client import SalesforceClient
 
 COLLECTION_SIZE = 200  # sObject Collections' limit per request
 MAX_COLLECTIONS = 5  # queries and collections per composite request
 MAX_PARTICIPANTS = COLLECTION_SIZE * MAX_COLLECTIONS
-# In the write round this means another worker inserted the same key between our two calls:
-# a retry upserts onto the row it created.
-RACE_CODES = frozenset({"DUPLICATE_VALUE"})
 
 log = structlog.get_logger("workers.salesforce")
 
@@ -78,7 +70,7 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
         raise UpstreamPermanent(f"the transcript Graph returned is not WebVTT: {exc}") from None
     client = conn.client
     calls = client.calls
-    looked_up = _results(
+    looked_up = outcome.results(
         client.restful(
             "composite",
             "POST",
@@ -88,6 +80,7 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
             },
         ),
         allowed={"transcript": (404,)},
+        meeting_key=meeting.meeting_key,
     )
     for ref, (_, body) in looked_up.items():
         _read_all_pages(client, ref, body)
@@ -97,17 +90,18 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
     related = matching.decide_related(addresses, matching.external_domains(meeting), found)
     people = matching.match_people(addresses, found)
     subs, attach = _write_requests(conn, meeting, transcript, talk, related, people, found)
-    results = _results(
+    # Collation is on by default (API 49.0+) and may run the participants and the transcript
+    # before the meeting they name by external id: the order is set explicitly.
+    results = outcome.results(
         client.restful(
             "composite",
             "POST",
-            {"allOrNone": True, "compositeRequest": subs},
+            {"allOrNone": True, "collateSubrequests": False, "compositeRequest": subs},
             idempotent=not attach,
-        )
+        ),
+        subs,
+        meeting_key=meeting.meeting_key,
     )
-    for ref, (_, body) in results.items():
-        if ref.startswith("participants"):
-            _check_items(ref, body)
     ids = {"meeting": _id(results["meeting"]), "transcript": _id(results["transcript"])}
     if attach:
         ids["file"] = _id(results["file"])
@@ -203,52 +197,8 @@ def _read_all_pages(client: SalesforceClient, ref: str, body: Any) -> None:
                     _read_all_pages(client, f"{ref}.{name}", value)
 
 
-def _results(
-    reply: Any, allowed: dict[str, tuple[int, ...]] | None = None
-) -> dict[str, tuple[int, Any]]:
-    """Sub-responses by referenceId; raises on any status that is not a success (or allowed)."""
-    subs = reply.get("compositeResponse") if isinstance(reply, dict) else None
-    if not isinstance(subs, list):
-        raise UpstreamPermanent("Salesforce composite answer has no compositeResponse")
-    out: dict[str, tuple[int, Any]] = {}
-    failures: list[tuple[str, int, Any]] = []
-    for sub in subs:
-        ref, status, body = sub.get("referenceId"), sub.get("httpStatusCode"), sub.get("body")
-        out[str(ref)] = (int(status), body)
-        if not 200 <= int(status) < 300 and int(status) not in (allowed or {}).get(str(ref), ()):
-            failures.append((str(ref), int(status), body))
-    # The root cause, not the PROCESSING_HALTED echoes of an allOrNone rollback.
-    causes = [f for f in failures if error_code(f[2]) != "PROCESSING_HALTED"] or failures
-    if causes:
-        ref, status, body = causes[0]
-        code = error_code(body)
-        reason = f"Salesforce {ref}: {status} {code} {error_message(body)}".strip()
-        if status in TRANSIENT_STATUSES or code in TRANSIENT_CODES | RACE_CODES:
-            raise UpstreamTransient(reason)
-        raise UpstreamPermanent(reason)
-    return out
-
-
 def _id(result: tuple[int, Any]) -> str:
     body = result[1]
     if not isinstance(body, dict) or not body.get("id"):
         raise UpstreamPermanent(f"Salesforce answered {result[0]} without an id")
     return str(body["id"])
-
-
-def _check_items(ref: str, body: Any) -> None:
-    """A collection answers 200 whatever happened: every item must say success."""
-    if not isinstance(body, list):
-        raise UpstreamPermanent(f"Salesforce {ref}: expected a list of results")
-    failed = [i for i in body if not isinstance(i, dict) or not i.get("success")]
-    if not failed:
-        return
-    # The item that failed, not the ALL_OR_NONE_OPERATION_ROLLED_BACK echoes of the others.
-    errors = [i.get("errors") if isinstance(i, dict) else None for i in failed]
-    causes = [e for e in errors if error_code(e) != "ALL_OR_NONE_OPERATION_ROLLED_BACK"]
-    first = (causes or errors)[0]
-    code = error_code(first)
-    reason = f"Salesforce {ref}: {code} {error_message(first)}".strip()
-    if code in TRANSIENT_CODES | RACE_CODES:
-        raise UpstreamTransient(reason)
-    raise UpstreamPermanent(reason)
