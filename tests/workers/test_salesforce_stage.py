@@ -30,11 +30,11 @@ from tests.certs import self_signed
 from workers import context
 from workers.meeting import ResolvedMeeting, ResolvedParticipant
 from workers.salesforce import mapping, matching, outcome, schema, stage
-from workers.salesforce.client import Credentials, Retry, SalesforceClient
+from workers.salesforce.client import Backoff, Credentials, SalesforceClient
 from workers.salesforce.stage import Connection
 from workers.vtt import SALESFORCE_TEXT_LIMIT
 
-FAST = Retry(attempts=3, first_delay=0.01, max_delay=0.02)
+FAST = Backoff(attempts=3, first_delay=0.01, max_delay=0.02)
 
 
 class Server:

@@ -40,7 +40,7 @@ CALLS = Counter("ingest_salesforce_calls", "Salesforce API calls by outcome", ["
 
 
 @dataclass(frozen=True)
-class Retry:
+class Backoff:
     """Attempts per call and the exponential backoff between them."""
 
     attempts: int = 4
@@ -99,7 +99,7 @@ class SalesforceClient:
         api_version: str,
         ca_bundle: Path | None = None,
         timeout: tuple[float, float] = (5.0, 60.0),
-        retry: Retry = Retry(),
+        retry: Backoff = Backoff(),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.instance_url = instance_url.rstrip("/")
