@@ -28,6 +28,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
 
 from core import defaults, keys
+from ingest.bounded import Slicer
 from ingest.notifications import Item
 
 JOB_FUNCTIONS = {
@@ -166,12 +167,11 @@ class Enqueuer:
         packer = zlib.compressobj(1, zlib.DEFLATED, 9, 1)
         return packer.compress(data) + packer.flush()
 
-    async def enqueue(
-        self, items: Sequence[Item], extra: dict[str, Any] | None = None
-    ) -> list[str | None]:
+    async def enqueue(self, items: Sequence[Item]) -> list[str | None]:
         """Store every item durably; per item the job id, or None for a redelivery.
 
-        `extra` is merged into each payload after the redelivery digest is taken. Raises
+        Building the script's arguments yields to the event loop every few ms (a batch of
+        2,000 items takes tens of ms). Raises
         redis.exceptions.RedisError when Redis cannot take them: then nothing of this batch
         may be acknowledged (each script runs whole or not at all).
         """
@@ -179,6 +179,7 @@ class Enqueuer:
         received_at = stamp.replace("Z", "+00:00")
         argv: dict[str, list[Any]] = {}
         job_ids: list[str] = []
+        slicer = Slicer()
         for item in items:
             canonical = canonical_json(item)
             digest = dedupe_digest(item, canonical)
@@ -186,9 +187,7 @@ class Enqueuer:
             function = JOB_FUNCTIONS[item.kind]
             # The job's payload: the item plus what the worker needs (none of these keys is an
             # item field), spliced in front of the canonical JSON.
-            added: dict[str, Any] = {"kind": item.kind, "receivedAt": received_at}
-            if extra and "encryptedContent" in item.payload:
-                added.update(extra)
+            added = {"kind": item.kind, "receivedAt": received_at}
             head = json.dumps(added, separators=(",", ":"))
             payload_json = head if canonical == "{}" else f"{head[:-1]},{canonical[1:]}"
             argv.setdefault(function, [self.dedupe_ttl]).extend([
@@ -197,6 +196,7 @@ class Enqueuer:
                 f"{item.kind} {item.subscription_id}",
             ])  # fmt: skip
             job_ids.append(job_id)
+            await slicer.tick()
         fresh: dict[str, list[int]] = {}
         for function, args in argv.items():
             fresh[function] = list(await self._scripts[function](args=args))
