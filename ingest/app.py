@@ -101,7 +101,8 @@ async def _accept(app: web.Application, screened: Screened, drops: DropTally) ->
             accepted.append(validate_canonical(sub_id, item, known.get(sub_id), allowed))
         except Drop as drop:
             drops.add(drop.reason, item)
-        await slicer.tick()
+        if slicer.due():
+            await slicer.pause()
     return accepted
 
 

@@ -15,10 +15,11 @@ import asyncio
 import json
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -29,6 +30,7 @@ from ingest.notifications import canonical_item
 from workers.validation import MAX_TOKENS
 
 log = structlog.get_logger("ingest.receiver")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,14 @@ class Parser:
     async def screen(self, body: bytes) -> Screened | Refused:
         if len(body) <= self.inline_bytes:
             return screen(body, self.max_items)
+        return await self.run(screen, body, self.max_items)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in the child process."""
         loop = asyncio.get_running_loop()
         pool = self._executor()
         try:
-            return await loop.run_in_executor(pool, screen, body, self.max_items)
+            return await loop.run_in_executor(pool, fn, *args)
         except BrokenProcessPool:
             # A child that died (killed for memory, say) breaks the pool: start a new one for
             # the next body; this request fails (503, and Graph retries it).
@@ -128,13 +134,17 @@ class Parser:
 
 
 class Slicer:
-    """Yields to the event loop whenever `seconds` of work have passed since the last yield."""
+    """Time slices for loops over items: `if slicer.due(): await slicer.pause()` after each
+    item yields to the event loop once `seconds` of work have passed since the last pause
+    (a plain check, not a coroutine per item: the common batch is one item)."""
 
     def __init__(self, seconds: float = defaults.SLICE_SECONDS) -> None:
         self.seconds = seconds
         self._since = time.perf_counter()
 
-    async def tick(self) -> None:
-        if time.perf_counter() - self._since >= self.seconds:
-            await asyncio.sleep(0)
-            self._since = time.perf_counter()
+    def due(self) -> bool:
+        return time.perf_counter() - self._since >= self.seconds
+
+    async def pause(self) -> None:
+        await asyncio.sleep(0)
+        self._since = time.perf_counter()
