@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -170,13 +171,12 @@ def notification_handler(endpoint: str) -> Handler:
         finally:
             _report(request, drops)
         metrics.enqueue_seconds.observe(time.perf_counter() - started)
-        fresh = 0
-        for item, job_id in zip(items, job_ids, strict=True):
-            if job_id is None:
-                metrics.duplicates.inc()
-            else:
-                fresh += 1
-                metrics.accepted_of(item.kind).inc()
+        stored = Counter(item.kind for item, job_id in zip(items, job_ids, strict=True) if job_id)
+        for kind, count in stored.items():
+            metrics.accepted_of(kind).inc(count)
+        fresh = stored.total()
+        if fresh < len(items):
+            metrics.duplicates.inc(len(items) - fresh)
         # The request's summary line. A request where every item was stored is the common
         # case at thousands a second: it logs at debug (the metrics count it); anything
         # dropped or redelivered logs at info.
@@ -277,7 +277,12 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
         await app[PARSER].close()
 
     async def tokens_ctx(app: web.Application) -> AsyncIterator[None]:
+        warming = None
+        if settings.graph_encryption_cert_path is not None:  # rich notifications will come
+            warming = asyncio.create_task(app[TOKENS].keys.warm())
         yield
+        if warming is not None:
+            warming.cancel()
         await app[TOKENS].close()
 
     app.cleanup_ctx.extend([redis_ctx, parser_ctx, tokens_ctx])

@@ -4,8 +4,9 @@ Keys come from `{GRAPH_AUTHORITY}/common/discovery/v2.0/keys` (graph.md §7: "Ke
 daily, so cache them and refetch on an unknown kid. Accept no other authority."). They are
 kept for a day; a token with a `kid` not among them causes one refetch, and refetches are
 at most one per `min_refresh_s` (Microsoft's validators default to five minutes), so that
-tokens with made-up key ids cannot turn the receiver into a client that hammers Entra.
-Concurrent requests that need keys share one fetch.
+tokens with made-up key ids cannot turn the receiver into a client that hammers Entra; a
+failed fetch is retried after RETRY_SECONDS. Concurrent requests that need keys share one
+fetch.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ log = structlog.get_logger("ingest.tokens")
 
 KEYS_LIFESPAN_SECONDS = 24 * 3600.0
 MIN_REFRESH_SECONDS = 300.0
+RETRY_SECONDS = 30.0  # after a failed fetch
 FETCH_TIMEOUT_SECONDS = 2.0  # inside a request: Graph's budget for an answer is 3 s
 
 
@@ -53,27 +55,39 @@ class SigningKeys:
         self.ca_bundle = ca_bundle
         self.min_refresh_s = min_refresh_s
         self.clock = clock
-        self.fetches = 0  # attempts, for the metrics and the tests
+        self.fetches = 0  # attempts, for the tests
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
-        self._tried_at = float("-inf")
+        self._next_try = float("-inf")
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
 
+    def _wanted(self, kid: str | None) -> bool:
+        stale = self.clock() - self._fetched_at >= KEYS_LIFESPAN_SECONDS
+        return (stale or (kid is not None and kid not in self._keys)) and (
+            self.clock() >= self._next_try
+        )
+
     async def key(self, kid: str) -> Any | None:
         """The key for `kid`, refetching the set once if it is unknown or a day old."""
-        if kid not in self._keys or self.clock() - self._fetched_at >= KEYS_LIFESPAN_SECONDS:
+        if self._wanted(kid):
             async with self._lock:  # a request that waited here sees the fetch it waited for
-                stale = self.clock() - self._fetched_at >= KEYS_LIFESPAN_SECONDS
-                if (kid not in self._keys or stale) and (
-                    self.clock() - self._tried_at >= self.min_refresh_s
-                ):
+                if self._wanted(kid):
                     await self._fetch()
         return self._keys.get(kid)
 
+    async def warm(self) -> None:
+        """Fetch the keys now unless they are fresh (at start, when rich notifications are
+        configured: the first one need not wait for them)."""
+        async with self._lock:
+            if self._wanted(None):
+                await self._fetch()
+
     async def _fetch(self) -> None:
-        self._tried_at = self.clock()
         self.fetches += 1
+        # A failed fetch may be retried sooner: only a success can be forced by a stranger's
+        # made-up key ids, so only a success buys the long wait.
+        self._next_try = self.clock() + min(RETRY_SECONDS, self.min_refresh_s)
         if self._session is None:
             ctx: ssl.SSLContext | bool = True
             if self.ca_bundle is not None:
@@ -87,10 +101,10 @@ class SigningKeys:
                 resp.raise_for_status()
                 keys = signing_keys(await resp.json(content_type=None))
         except (aiohttp.ClientError, TimeoutError, ValueError, BadInput) as exc:
-            # The old keys stay; the next attempt waits for min_refresh_s like any other.
             log.warning("signing_keys_unavailable", url=self.url, error=type(exc).__name__)
-            return
+            return  # the old keys stay
         self._keys, self._fetched_at = keys, self.clock()
+        self._next_try = self._fetched_at + self.min_refresh_s
         log.info("signing_keys_fetched", url=self.url, keys=len(keys))
 
     async def close(self) -> None:

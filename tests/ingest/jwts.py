@@ -8,6 +8,7 @@ notifications" (graph.md §7): `aud` our app id, `iss` the tenant's issuer (v1.0
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -69,10 +70,12 @@ class Jwks:
     def __init__(self, *published: Signer) -> None:
         self.published = list(published)
         self.fetches = 0
+        self.fetched = asyncio.Event()
         self.url = ""
 
     async def keys(self, request: web.Request) -> web.Response:
         self.fetches += 1
+        self.fetched.set()
         return web.json_response({"keys": [s.jwk() for s in self.published]})
 
     @asynccontextmanager

@@ -10,10 +10,12 @@ POST still gets `202`.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +29,11 @@ from core.settings import Settings
 from ingest.app import TOKENS, create_app
 from ingest.embedded_redis import free_port
 from ingest.metrics import ReceiverMetrics
+from ingest.tokens import RETRY_SECONDS
 from tests.ingest import payloads as p
 from tests.ingest.conftest import register_known
 from tests.ingest.jwts import APP_ID, Jwks, Signer
+from tests.workers.test_rich import make_cert
 
 Client = TestClient[web.Request, web.Application]
 JSON = {"Content-Type": "application/json"}
@@ -252,12 +256,28 @@ class TestUnknownKey:
         register_known(redis_conn)
         nowhere = replace(rich_settings, graph_authority=f"http://127.0.0.1:{free_port()}")
         app = create_app(nowhere, metrics=metrics)
+        now = [0.0]
+        keys = app[TOKENS].keys
+        keys.clock = lambda: now[0]
         async with TestClient(TestServer(app)) as c:
             for _ in range(3):
                 assert await post(c, p.body(rich(), validationTokens=[signer.mint()])) == 202
             assert queue.count == 0
-            assert app[TOKENS].keys.fetches == 1
+            assert keys.fetches == 1
             assert dropped(metrics, "validation_token_invalid") == 3
+            now[0] += RETRY_SECONDS  # a failure is retried sooner than a success is refreshed
+            assert await post(c, p.body(rich(), validationTokens=[signer.mint()])) == 202
+            assert keys.fetches == 2
+
+    async def test_fetched_at_start_when_rich_notifications_are_configured(
+        self, rich_settings: Settings, redis_conn: redis.Redis, jwks: Jwks, tmp_path: Path
+    ) -> None:
+        cert, key = make_cert(tmp_path)
+        rich_on = replace(rich_settings, graph_encryption_cert_path=cert,
+                          graph_encryption_key_path=key)  # fmt: skip
+        async with TestClient(TestServer(create_app(rich_on))):
+            await asyncio.wait_for(jwks.fetched.wait(), 10)  # with no request at all
+            assert jwks.fetches == 1
 
 
 def _now() -> int:
