@@ -2,9 +2,9 @@
 
 Handlers are thin: verify -> parse -> enqueue -> answer. Nothing here calls Graph or
 Salesforce; a notification costs at most two Redis round trips (a registry reload, rarely,
-and the enqueue script), and a rich one at most one fetch of the identity platform's
-signing keys (rarely: ingest/tokens.py). The work per request is bounded (ingest/bounded.py)
-and its drops are logged as one line (ingest/drops.py).
+and the enqueue script, once per 256 items), and a rich one at most one fetch of the
+identity platform's signing keys (rarely: ingest/tokens.py). The work per request is
+bounded (ingest/bounded.py) and its drops are logged as one line (ingest/drops.py).
 """
 
 from __future__ import annotations

@@ -21,15 +21,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import structlog
-
 from core import defaults
 from core.exceptions import Drop
 from ingest.drops import DropTally
 from ingest.notifications import canonical_item
 from workers.validation import MAX_TOKENS
 
-log = structlog.get_logger("ingest.receiver")
 T = TypeVar("T")
 
 
