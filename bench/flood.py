@@ -83,13 +83,13 @@ def measure(port: int, log: Path | None, label: str, make: Callable[[], bytes], 
     print(
         f"{label:<34}{len(bodies[0]) / 1e6:>6.2f} MB x{n:<3}"
         f"{statistics.median(answers) * 1e3:>9.1f}{max(answers) * 1e3:>9.1f}"
-        f"{max(probes) * 1e3:>11.1f}{grown / n / 1e3:>10.1f}   {dict(statuses)}"
+        f"{max(probes) * 1e3:>12.1f}{grown / n / 1e3:>12.1f}   {dict(statuses)}"
     )
 
 
 def run(port: int, log: Path | None, sub: str, state: str, tenant: str) -> None:
-    print(f"{'body':<34}{'size':>9}{'':<4}{'p50 ms':>9}{'max ms':>9}{'healthz ms':>11}"
-          f"{'log KB/req':>10}   statuses")  # fmt: skip
+    print(f"{'body':<34}{'size':>9}{'':<4}{'p50 ms':>9}{'max ms':>9}{'healthz ms':>12}"
+          f"{'log KB/req':>12}   statuses")  # fmt: skip
     measure(port, log, "500,000 `0` items (issue 12)",
             lambda: b'{"value":[' + b",".join([b"0"] * 500_000) + b"]}", 5)  # fmt: skip
     forged = {"subscriptionId": str(uuid.uuid4()), "clientState": "x"}
