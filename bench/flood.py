@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import threading
 import time
 import urllib.error
@@ -22,7 +23,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-ITEM_CAP = 4096  # core/defaults.MAX_ITEMS_PER_REQUEST; the bench imports nothing it measures
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.defaults import MAX_ITEMS_PER_REQUEST as ITEM_CAP  # noqa: E402
 
 
 def _post(port: int, body: bytes) -> int:
