@@ -3,7 +3,8 @@
 Starts its own redis-server, the product's receiver and ../shared/bench/floor_receiver.py,
 then drives each in turn (interleaved, twice) from a separate process: single-item
 notifications at 32 connections, each for a new callRecord id, and 50-item batches.
-Prints notifications/s, p50/p99 latency and the ratio to the floor.
+Prints notifications/s, p50/p99 latency and the ratio to the floor; then the receiver's
+bounds under hostile and large bodies (bench/flood.py), with its log written to a file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
+from bench import flood  # noqa: E402
 from ingest.embedded_redis import RedisServer, free_port  # noqa: E402
 from workers import registry  # noqa: E402
 
@@ -78,7 +81,7 @@ def drive(port: int, batch: int) -> dict[str, float]:
 
 
 def main() -> int:
-    with RedisServer() as srv:
+    with RedisServer() as srv, tempfile.NamedTemporaryFile(suffix=".log") as log:
         product_url, floor_url = f"{srv.url}/1", f"{srv.url}/2"
         registry.save(
             redis.Redis.from_url(product_url),
@@ -103,8 +106,8 @@ def main() -> int:
                     str(ports["receiver"]),
                 ],
                 env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             ),
         }
         if FLOOR.exists():
@@ -132,6 +135,8 @@ def main() -> int:
                     for name in procs:
                         results.setdefault((name, batch), []).append(drive(ports[name], batch))
             report(results, list(procs))
+            print()
+            flood.run(ports["receiver"], Path(log.name), SUB, STATE, TENANT)
         finally:
             for proc in procs.values():
                 proc.terminate()

@@ -10,7 +10,15 @@ PORT = 8000
 
 # The receiver.
 MAX_BODY_BYTES = 1024 * 1024  # DESIGN §3.2: 413 over 1 MiB
-MAX_ITEMS_PER_REQUEST = 1000
+# More items than a genuine 1 MiB body can hold is refused with 413 before any is looked at.
+# Graph's smallest items (lifecycle, compact JSON, our 64-character clientState) take ~270
+# bytes, so 1 MiB holds at most ~3,900 of them; change items take ~500 bytes (~2,100).
+MAX_ITEMS_PER_REQUEST = 4096
+# Bodies up to this size are parsed on the event loop (at worst a few ms); larger ones in a
+# child process, so that no body can stall the loop for the tens of ms a 1 MiB parse costs.
+INLINE_PARSE_BYTES = 64 * 1024
+SLICE_SECONDS = 0.002  # the longest the receiver's per-item loops run without yielding
+SECURITY_LOG_INTERVAL_SECONDS = 1.0  # at most one `security_event` per client this often
 DEDUPE_TTL_SECONDS = 6 * 3600  # Graph retries for up to 4 h; keep keys a little longer
 REGISTRY_REFRESH_SECONDS = 10.0  # the receiver's in-memory copy of the subscription registry
 REGISTRY_MISS_REFRESH_SECONDS = 1.0  # at most one reload a second on unknown ids

@@ -2,16 +2,18 @@
 
 Handlers are thin: verify -> parse -> enqueue -> answer. Nothing here calls Graph or
 Salesforce; a notification costs at most two Redis round trips (a registry reload, rarely,
-and the enqueue script).
+and the enqueue script, once per 256 items), and a rich one at most one fetch of the
+identity platform's signing keys (rarely: ingest/tokens.py). The work per request is
+bounded (ingest/bounded.py) and its drops are logged as one line (ingest/drops.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -25,11 +27,15 @@ from redis.exceptions import RedisError
 from core.exceptions import Drop
 from core.settings import Settings
 from ingest import connect
+from ingest.bounded import Parser, Refused, Screened, Slicer
+from ingest.drops import DropTally, SecurityLog
 from ingest.enqueue import Enqueuer
 from ingest.health import HealthCollector
 from ingest.metrics import ReceiverMetrics
-from ingest.notifications import Item, canonical_item, validate_canonical
+from ingest.notifications import Item, validate_canonical
+from ingest.tokens import TokenVerifier
 from workers.registry import RegistryCache
+from workers.validation import TokenRejected
 
 log = structlog.get_logger("ingest.receiver")
 
@@ -38,6 +44,9 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 ENQUEUER = web.AppKey("enqueuer", Enqueuer)
 REGISTRY = web.AppKey("registry", RegistryCache)
 METRICS = web.AppKey("metrics", ReceiverMetrics)
+PARSER = web.AppKey("parser", Parser)
+TOKENS = web.AppKey("tokens", TokenVerifier)
+SECURITY_LOG = web.AppKey("security_log", SecurityLog)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _JSON_TYPES = ("application/json",)
@@ -70,75 +79,69 @@ def _plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/plain")
 
 
-async def _read_items(
-    request: web.Request, limit: int
-) -> tuple[list[Any], list[str]] | web.Response:
-    """The body's `value` array and validation tokens, or the 4xx answer for a bad body."""
+async def _read_body(request: web.Request, limit: int) -> bytes | web.Response:
+    """The raw body, or the 4xx answer for a content type or size that is refused unread."""
     if not _is_json(request.content_type):
         return _plain(415, "expected application/json")
     if request.content_length is not None and request.content_length > limit:
         return _plain(413, f"body over {limit} bytes")
     try:
-        body = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _plain(413, f"body over {limit} bytes")
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return _plain(400, "body is not JSON")
-    if not isinstance(doc, dict):
-        return _plain(400, "body is not a JSON object")
-    keys = {k.lower(): k for k in doc if isinstance(k, str)}
-    value = doc.get(keys.get("value", "value"))
-    if not isinstance(value, list):
-        return _plain(400, "body has no 'value' array")
-    tokens = doc.get(keys.get("validationtokens", "validationTokens"))
-    valid_tokens = (
-        [t for t in tokens if isinstance(t, str) and len(t) <= MAX_VALIDATION_TOKEN][:16]
-        if isinstance(tokens, list)
-        else []
-    )
-    return value, valid_tokens
 
 
-async def _accept(request: web.Request, raw_items: list[Any]) -> list[Item]:
-    """Validate every item against the registry; drop (count, log) what is not genuine."""
-    app = request.app
-    metrics, settings = app[METRICS], app[SETTINGS]
-    candidates: list[tuple[int, str, dict[str, Any]]] = []
+async def _accept(app: web.Application, screened: Screened, drops: DropTally) -> list[Item]:
+    """Validate every screened item against the registry; tally what is not genuine."""
+    known = await app[REGISTRY].lookup(app[REDIS], {sub_id for sub_id, _ in screened.candidates})
+    allowed = frozenset(t.lower() for t in app[SETTINGS].graph_allowed_tenants)
     accepted: list[Item] = []
-    for n, raw in enumerate(raw_items):
-        try:
-            candidates.append((n, *canonical_item(raw)))
-        except Drop as drop:
-            _dropped(metrics, drop.reason, raw)
-    known = await app[REGISTRY].lookup(app[REDIS], {sub_id for _, sub_id, _ in candidates})
-    allowed = frozenset(t.lower() for t in settings.graph_allowed_tenants)
-    for n, sub_id, item in candidates:
+    slicer = Slicer()
+    for sub_id, item in screened.candidates:
         try:
             accepted.append(validate_canonical(sub_id, item, known.get(sub_id), allowed))
         except Drop as drop:
-            _dropped(metrics, drop.reason, raw_items[n])
+            drops.add(drop.reason, item)
+        if slicer.due():
+            await slicer.pause()
     return accepted
 
 
-def _dropped(metrics: ReceiverMetrics, reason: str, raw: object) -> None:
-    metrics.dropped.labels(reason).inc()
-    item = raw if isinstance(raw, dict) else {}
-    keys = {k.lower(): k for k in item if isinstance(k, str)}
+async def _vouched(
+    app: web.Application, items: list[Item], tokens: list[Any] | None, drops: DropTally
+) -> list[Item]:
+    """The items, less those with `encryptedContent` that no valid validation token of the
+    request vouches for: its HMAC key came encrypted with our public certificate, so only
+    the tokens say that Graph sent it (graph.md §7)."""
+    if not any("encryptedContent" in item.payload for item in items):
+        return items
+    tenants: frozenset[str] = frozenset()
+    reason = "validation_tokens_missing"
+    if tokens is not None:
+        try:
+            tenants = await app[TOKENS].tenants(tokens)
+        except TokenRejected as exc:
+            if exc.why != "missing":
+                reason = "validation_token_invalid"
+            drops.notes["token_error"] = exc.why
+    out = []
+    for item in items:
+        if "encryptedContent" in item.payload and item.payload["tenantId"] not in tenants:
+            drops.add(reason, item.payload)
+        else:
+            out.append(item)
+    return out
 
-    def field(name: str) -> str | None:
-        value = item.get(keys.get(name.lower(), name))
-        return value[:128] if isinstance(value, str) else None
 
-    log.warning(
-        "security_event",
-        event_type="notification_dropped",
-        reason=reason,
-        subscription_id=field("subscriptionId"),
-        tenant_id=field("tenantId"),
-        resource=field("resource"),
-    )
+def _report(request: web.Request, drops: DropTally) -> None:
+    """Count every dropped item; log the request's drops as one (rate-limited) line."""
+    if not drops.total:
+        return
+    metrics = request.app[METRICS]
+    for reason, count in drops.counts.items():
+        metrics.dropped.labels(reason).inc(count)
+    if not request.app[SECURITY_LOG].dropped(request.remote or "unknown", drops):
+        metrics.security_events_suppressed.inc()
 
 
 def notification_handler(endpoint: str) -> Handler:
@@ -148,40 +151,42 @@ def notification_handler(endpoint: str) -> Handler:
             return answer
         app = request.app
         metrics = app[METRICS]
-        parsed = await _read_items(request, app[SETTINGS].max_body_bytes)
-        if isinstance(parsed, web.Response):
-            log.info("notification_rejected", status=parsed.status, reason=parsed.text)
-            return parsed
-        raw_items, tokens = parsed
-        metrics.received_on(endpoint).inc(len(raw_items))
+        body = await _read_body(request, app[SETTINGS].max_body_bytes)
+        screened = body if isinstance(body, web.Response) else await app[PARSER].screen(body)
+        if isinstance(screened, web.Response | Refused):
+            status, text = screened.status, str(screened.text)
+            log.info("notification_rejected", status=status, reason=text)
+            return _plain(status, text)
+        metrics.received_on(endpoint).inc(screened.received)
+        drops = screened.drops
         started = time.perf_counter()
         try:
-            items = await _accept(request, raw_items)
-            # The tokens travel with rich items only; workers check them before decrypting.
-            extra = {"validationTokens": tokens} if tokens else None
-            job_ids = await app[ENQUEUER].enqueue(items, extra)
+            items = await _accept(app, screened, drops)
+            items = await _vouched(app, items, screened.tokens, drops)
+            job_ids = await app[ENQUEUER].enqueue(items)
         except RedisError as exc:
             metrics.enqueue_failures.inc()
-            log.error("enqueue_failed", error=type(exc).__name__, items=len(raw_items))
+            log.error("enqueue_failed", error=type(exc).__name__, items=screened.received)
             return _plain(503, "storage unavailable; retry later")
+        finally:
+            _report(request, drops)
         metrics.enqueue_seconds.observe(time.perf_counter() - started)
-        fresh = 0
-        for item, job_id in zip(items, job_ids, strict=True):
-            if job_id is None:
-                metrics.duplicates.inc()
-            else:
-                fresh += 1
-                metrics.accepted_of(item.kind).inc()
+        stored = Counter(item.kind for item, job_id in zip(items, job_ids, strict=True) if job_id)
+        for kind, count in stored.items():
+            metrics.accepted_of(kind).inc(count)
+        fresh = stored.total()
+        if fresh < len(items):
+            metrics.duplicates.inc(len(items) - fresh)
         # The request's summary line. A request where every item was stored is the common
         # case at thousands a second: it logs at debug (the metrics count it); anything
         # dropped or redelivered logs at info.
-        unusual = fresh != len(raw_items)
+        unusual = fresh != screened.received
         (log.info if unusual else log.debug)(
             "notifications_stored",
-            items=len(raw_items),
+            items=screened.received,
             accepted=fresh,
             duplicates=len(items) - fresh,
-            dropped=len(raw_items) - len(items),
+            dropped=drops.total,
         )
         return web.Response(status=202)
 
@@ -242,6 +247,9 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
     app[SETTINGS] = settings
     app[METRICS] = metrics or ReceiverMetrics()
     app[REGISTRY] = RegistryCache()
+    app[PARSER] = Parser()
+    app[TOKENS] = TokenVerifier(settings)
+    app[SECURITY_LOG] = SecurityLog()
     health_conn = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0,
                                        socket_connect_timeout=0.5)  # fmt: skip
     app[METRICS].watch_health(HealthCollector(health_conn))
@@ -263,7 +271,21 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
         await conn.aclose()
         health_conn.close()
 
-    app.cleanup_ctx.append(redis_ctx)
+    async def parser_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[PARSER].warm()  # the child starts now, not on the first large body
+        yield
+        await app[PARSER].close()
+
+    async def tokens_ctx(app: web.Application) -> AsyncIterator[None]:
+        warming = None
+        if settings.graph_encryption_cert_path is not None:  # rich notifications will come
+            warming = asyncio.create_task(app[TOKENS].keys.warm())
+        yield
+        if warming is not None:
+            warming.cancel()
+        await app[TOKENS].close()
+
+    app.cleanup_ctx.extend([redis_ctx, parser_ctx, tokens_ctx])
     app.router.add_post("/graph/notifications", notification_handler("notifications"))
     app.router.add_post("/graph/lifecycle", notification_handler("lifecycle"))
     connect.add_routes(app, SETTINGS)

@@ -28,6 +28,11 @@ class ReceiverMetrics:
         self.dropped = Counter(
             "ingest_notifications_dropped", "Items dropped, by reason", ["reason"], registry=r
         )
+        self.security_events_suppressed = Counter(
+            "ingest_security_events_suppressed",
+            "Requests with drops not logged: the client's line of the last second was written",
+            registry=r,
+        )  # fmt: skip
         self.duplicates = Counter(
             "ingest_notifications_duplicate", "Exact redeliveries not enqueued again", registry=r
         )

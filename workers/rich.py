@@ -3,8 +3,10 @@
 The HMAC-SHA256 over the ciphertext is compared in constant time before anything is
 decrypted; a mismatch raises BadInput and the data is not used. The pipeline uses decrypted
 data only as a hint (the meeting's organizer when the resource path does not name one) and
-only when its meeting id equals the one in the validated resource. The `validationTokens`
-JWTs are not checked here (see the README).
+only when its meeting id equals the one in the validated resource. The HMAC proves nothing
+about the sender (its key comes encrypted with our public certificate): what does is the
+request's `validationTokens`, which the receiver checks before it stores an item with
+`encryptedContent` (ingest/tokens.py, workers/validation.py).
 """
 
 from __future__ import annotations

@@ -303,4 +303,4 @@ class TestStats:
         assert stats["tokens_issued"] == 1
         assert stats["recording_content_downloads"] == 0
         assert stats["transcript_content_downloads"] == {}
-        assert set(stats["notifications"]) == {"delivered", "failed", "retried", "dropped"}
+        assert set(stats["notifications"]) == {"delivered", "failed", "retried", "dropped", "duplicated"}

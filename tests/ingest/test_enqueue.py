@@ -14,7 +14,7 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from ingest.enqueue import JOB_FUNCTIONS, Enqueuer, job_options
+from ingest.enqueue import JOB_FUNCTIONS, SCRIPT_ITEMS, Enqueuer, job_options
 from ingest.notifications import Item
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import meeting, scenario
@@ -117,3 +117,31 @@ class TestWorkerRunsJobs:
             state = ledger.meeting(key)
             assert (state["outcome"], state["reason"]) == ("skipped", "recorder_not_eci_user")
             assert queue.count == 0
+
+
+class TestLargeBatches:
+    """A batch larger than one script call is split, and each item's answer stays its own."""
+
+    async def test_split_across_calls_and_kinds(
+        self, redis_url: str, redis_conn: redis.Redis
+    ) -> None:
+        event = {"subscriptionId": p.CR_SUB, "lifecycleEvent": "reauthorizationRequired"}
+        lifecycle = Item("lifecycle", p.CR_SUB, event)
+        n = 2 * SCRIPT_ITEMS + 7
+        batch = [item(f"e523d2ed-2966-4b6b-925b-{k:012d}") for k in range(n)]
+        conn = aioredis.Redis.from_url(redis_url)
+        enqueuer = Enqueuer(conn)
+        try:
+            first = await enqueuer.enqueue(batch[::2])  # every other item, stored before
+            mixed = [*batch[:SCRIPT_ITEMS], lifecycle, *batch[SCRIPT_ITEMS:]]
+            again = await enqueuer.enqueue(mixed)
+        finally:
+            await conn.aclose()
+        assert all(first)
+        # The lifecycle item sits between two calls' worth of callRecords and is new; of the
+        # others exactly the odd ones are, whichever call they went in.
+        assert again[SCRIPT_ITEMS] is not None
+        rest = [*again[:SCRIPT_ITEMS], *again[SCRIPT_ITEMS + 1 :]]
+        assert [job_id is not None for job_id in rest] == [k % 2 == 1 for k in range(n)]
+        queue = Queue("ingest", connection=redis_conn, serializer=JSONSerializer)
+        assert queue.count == n + 1

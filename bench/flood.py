@@ -1,0 +1,118 @@
+"""Receiver bounds under hostile and large bodies: answer time, /healthz latency, log growth.
+
+Sends, one after another, a few 1 MB bodies of 500,000 `0` items (issue 12's request),
+bodies of items just under the item cap that are all dropped, and genuine 1 MiB batches,
+while another thread probes /healthz every 5 ms. Prints per kind the answer time (p50 and
+max), the slowest /healthz answer meanwhile and how much the receiver's log grew.
+
+    python bench/flood.py --port P [--log FILE] [--sub S --state C --tenant T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.defaults import MAX_ITEMS_PER_REQUEST as ITEM_CAP  # noqa: E402
+
+
+def _post(port: int, body: bytes) -> int:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graph/notifications", data=body, method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _genuine(sub: str, state: str, tenant: str, size: int) -> bytes:
+    """As many distinct callRecord items as fit in `size` bytes."""
+    items: list[str] = []
+    used = len('{"value": []}')
+    while True:
+        cr = str(uuid.uuid4())
+        item = json.dumps({"subscriptionId": sub, "clientState": state, "changeType": "created",
+                           "resource": f"communications/callRecords/{cr}", "tenantId": tenant,
+                           "resourceData": {"@odata.type": "#Microsoft.Graph.callRecord",
+                                            "@odata.id": f"communications/callRecords/{cr}",
+                                            "id": cr}})  # fmt: skip
+        if used + len(item) + 2 > size:
+            return ('{"value": [' + ", ".join(items) + "]}").encode()
+        items.append(item)
+        used += len(item) + 2
+
+
+def measure(port: int, log: Path | None, label: str, make: Callable[[], bytes], n: int) -> None:
+    stop = threading.Event()
+    probes: list[float] = []
+
+    def probe() -> None:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as r:
+                r.read()
+            probes.append(time.perf_counter() - t0)
+            time.sleep(0.005)
+
+    bodies = [make() for _ in range(n)]
+    before = log.stat().st_size if log else 0
+    thread = threading.Thread(target=probe)
+    thread.start()
+    answers: list[float] = []
+    statuses: Counter[int] = Counter()
+    for body in bodies:
+        t0 = time.perf_counter()
+        statuses[_post(port, body)] += 1
+        answers.append(time.perf_counter() - t0)
+    time.sleep(0.05)
+    stop.set()
+    thread.join()
+    grown = (log.stat().st_size - before) if log else -1
+    print(
+        f"{label:<34}{len(bodies[0]) / 1e6:>6.2f} MB x{n:<3}"
+        f"{statistics.median(answers) * 1e3:>9.1f}{max(answers) * 1e3:>9.1f}"
+        f"{max(probes) * 1e3:>12.1f}{grown / n / 1e3:>12.1f}   {dict(statuses)}"
+    )
+
+
+def run(port: int, log: Path | None, sub: str, state: str, tenant: str) -> None:
+    print(f"{'body':<34}{'size':>9}{'':<4}{'p50 ms':>9}{'max ms':>9}{'healthz ms':>12}"
+          f"{'log KB/req':>12}   statuses")  # fmt: skip
+    measure(port, log, "500,000 `0` items (issue 12)",
+            lambda: b'{"value":[' + b",".join([b"0"] * 500_000) + b"]}", 5)  # fmt: skip
+    forged = {"subscriptionId": str(uuid.uuid4()), "clientState": "x"}
+    measure(port, log, f"{ITEM_CAP} forged items (all dropped)",
+            lambda: json.dumps({"value": [forged] * ITEM_CAP}).encode(), 5)  # fmt: skip
+    measure(port, log, "genuine callRecords, 1 MiB",
+            lambda: _genuine(sub, state, tenant, 1024 * 1024 - 1), 5)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log", type=Path)
+    parser.add_argument("--sub", default="7f105c7d-2dc5-4530-97cd-4e7ae6534c07")
+    parser.add_argument("--state", default="bench-client-state")
+    parser.add_argument("--tenant", default="11111111-1111-1111-1111-111111111111")
+    args = parser.parse_args()
+    run(args.port, args.log, args.sub, args.state, args.tenant)
+
+
+if __name__ == "__main__":
+    main()
