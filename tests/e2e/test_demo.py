@@ -49,6 +49,11 @@ AUDIT_FIELDS = {
 }
 
 
+# Each demo run is a whole pipeline of processes (about a minute; more on a loaded machine):
+# bounded by the subprocess's own timeout below, not by the suite's per-test default.
+pytestmark = pytest.mark.timeout(300)
+
+
 def run_demo(tmp: Path, *flags: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     dump = tmp / "dump.json"
     env = {
