@@ -286,32 +286,6 @@ def _only_call_records(stack: Stack) -> None:
     stack.drop_subscriptions("transcripts")
 
 
-class TestForbidden:
-    """A 403 (consent missing) ends the meeting as failed with the fix named, without retries."""
-
-    def test_missing_permission(
-        self, redis_url: str, tmp_path: Path, pushed: list[str], monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        from emulators.graph import tokens
-
-        roles = tuple(r for r in tokens.APP_ROLES if r != "OnlineMeetingArtifact.Read.All")
-        monkeypatch.setattr(tokens, "APP_ROLES", roles)
-        with Stack(scenario(meeting("m1")), redis_url, tmp_path) as stack:
-            stack.ensure_subscriptions()
-            stack.play("m1")
-            settle(stack, "m1")
-            state = Ledger(stack.conn).meeting(key_of(stack, "m1") or "")
-            assert state["outcome"] == "failed"
-            assert "403" in state["last_error"]
-            assert "application access policy" in state["last_error"]
-            queue = Queue("ingest", connection=stack.conn, serializer=JSONSerializer)
-            from rq.registry import FailedJobRegistry, ScheduledJobRegistry
-
-            assert FailedJobRegistry(queue=queue).count == 0
-            assert ScheduledJobRegistry(queue=queue).count == 0  # no retry scheduled
-            assert pushed == []
-
-
 class TestSameHandOffEitherOrder:
     """Transcript first or callRecord first, Salesforce receives the same meeting: the same ids,
     times and participant keys (a dial-in included)."""
