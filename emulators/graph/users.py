@@ -81,6 +81,11 @@ def guest_id(meeting_id: str, index: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"guest:{meeting_id}:{index}"))
 
 
+def visitor_id(meeting_id: str, index: int) -> str:
+    """An anonymous visitor's id in callRecords: `teamsvisitor:` and 32 hex digits."""
+    return "teamsvisitor:" + uuid.uuid5(uuid.NAMESPACE_URL, f"guest:{meeting_id}:{index}").hex
+
+
 def b2b_upn(world: World, email: str) -> str:
     """A B2B guest's UPN in the host tenant: `carol_fabrikam.com#EXT#@contoso.onmicrosoft.com`."""
     local, _, domain = email.partition("@")
@@ -111,7 +116,11 @@ def call_identity(world: World, person: Participant, meeting_id: str, index: int
     elif person.kind == "phone":
         out["phone"] = {"id": person.phone, "displayName": None}
     else:
-        out["guest"] = {"id": guest_id(meeting_id, index), "displayName": person.guest}
+        # An anonymous visitor is a `user` with a `teamsvisitor:` id and neither name nor
+        # tenant (reference/participants.md §3: docs #8196, contrib #5304), not the `guest` key.
+        out["user"] = {"@odata.type": "#microsoft.graph.userIdentity",
+                       "id": visitor_id(meeting_id, index), "displayName": None,
+                       "tenantId": None}  # fmt: skip
     return out
 
 
