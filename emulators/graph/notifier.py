@@ -18,7 +18,11 @@ from emulators.graph.tokens import TokenIssuer
 if TYPE_CHECKING:
     from emulators.graph.world import World
 
-LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+# The lifecycle events Graph sends for callRecords and transcripts (graph.md §6): "subscription
+# Removed: only Outlook message, event and contact, and Teams chatMessage"; "missed: Outlook
+# only". A subscription of these resources is lost silently instead (`lose`).
+LIFECYCLE_EVENTS = ("reauthorizationRequired",)
+NOT_SENT = ("subscriptionRemoved", "missed")
 
 
 class Notifier:
@@ -201,7 +205,10 @@ class Notifier:
 
     # -- lifecycle notifications ----------------------------------------------------------
     def lifecycle(self, sub: Subscription, event: str) -> None:
-        """Send a lifecycle event; `subscriptionRemoved` also removes the subscription."""
+        """Send a lifecycle event (only those Graph sends for these resources)."""
+        if event in NOT_SENT:
+            raise ValueError(f"Graph sends no {event} for callRecords or transcripts; "
+                             "lose the subscription instead")  # fmt: skip
         if event not in LIFECYCLE_EVENTS:
             raise ValueError(f"event must be one of {', '.join(LIFECYCLE_EVENTS)}")
         if sub.lifecycle_notification_url is None:
@@ -213,9 +220,12 @@ class Notifier:
             "clientState": sub.client_state,
             "lifecycleEvent": event,
         }
-        if event == "subscriptionRemoved":
-            self.store.items.pop(sub.id, None)
         self.delivery.spawn(self.delivery.post(sub.lifecycle_notification_url, {"value": [item]}))
+
+    def lose(self, sub: Subscription) -> None:
+        """Drop a subscription without telling anyone, as live Graph sometimes does: only a
+        renewal (PATCH → 404) or a listing shows that it is gone."""
+        self.store.items.pop(sub.id, None)
 
     async def watch_expiry(self) -> None:
         """Send reauthorizationRequired once per expiry to subscriptions close to it."""

@@ -302,18 +302,37 @@ class TestLifecycle:
             "lifecycleEvent": "reauthorizationRequired",
         }  # fmt: skip
         assert rx.items() == []
-        missing = graph.control("POST", "/_emulator/lifecycle",
-                                {"subscriptionId": "nope", "event": "missed"})  # fmt: skip
+        missing = graph.control(
+            "POST",
+            "/_emulator/lifecycle",
+            {"subscriptionId": "nope", "event": "reauthorizationRequired"},
+        )
         assert missing.status_code == 404
 
-    def test_removed_subscription_is_gone(self, graph: Harness) -> None:
+    @pytest.mark.parametrize("event", ["subscriptionRemoved", "missed"])
+    def test_events_graph_does_not_send_here(self, graph: Harness, event: str) -> None:
+        """Lifecycle events page: subscriptionRemoved is sent for Outlook message, event and
+        contact and Teams chatMessage only; missed for Outlook only (graph.md §6)."""
         rx = graph.receiver()
         sub = subscribe(graph, rx, "communications/callRecords")
-        graph.control("POST", "/_emulator/lifecycle",
-                      {"subscriptionId": sub["id"], "event": "subscriptionRemoved"})  # fmt: skip
-        wait_for(lambda: len(rx.items()) == 1)
-        assert rx.items()[0]["lifecycleEvent"] == "subscriptionRemoved"
+        resp = graph.control("POST", "/_emulator/lifecycle",
+                             {"subscriptionId": sub["id"], "event": event})  # fmt: skip
+        assert resp.status_code == 400 and "/_emulator/lose" in resp.json()["error"]
+        graph.idle()
+        assert rx.items() == []
+
+    def test_lost_subscription_is_gone_silently(self, graph: Harness) -> None:
+        rx = graph.receiver()
+        sub = subscribe(graph, rx, "communications/callRecords")
+        assert graph.control("POST", "/_emulator/lose", {"subscriptionId": sub["id"]}).json() == {
+            "lost": sub["id"]
+        }
+        graph.idle()
+        assert rx.items() == []
         assert graph.control("GET", "/_emulator/subscriptions").json()["value"] == []
+        play(graph, "m-001")
+        graph.idle()
+        assert rx.items() == []
 
     def test_automatic_reauthorization_before_expiry(self, graph: Harness) -> None:
         rx = graph.receiver()
