@@ -96,6 +96,7 @@ class TestAccessPolicyGap:
                 assert "New-CsApplicationAccessPolicy" in text
                 assert "Grant-CsApplicationAccessPolicy" in text
                 assert BOB in text  # the user to grant it to
+                assert '-AppIds "emulator-app"' in text  # and the app
             no_retries(stack)
             counts = Ledger(stack.conn).outcome_counts()
             assert (counts["pushed"], counts["failed"]) == (2, 1)

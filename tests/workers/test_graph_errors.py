@@ -43,10 +43,12 @@ class TestTranslate:
     )
     def test_access_policy_names_the_cmdlets(self, message: str) -> None:
         user = "11111111-aaaa-4bbb-8ccc-000000000002"
-        err = translate(odata(403, "Forbidden", message=message), "reading", "X.Read.All", user)
+        err = translate(odata(403, "Forbidden", message=message), "reading", "X.Read.All", user,
+                        "app-1")  # fmt: skip
         assert isinstance(err, UpstreamPermanent)
         text = str(err)
-        assert "New-CsApplicationAccessPolicy" in text
+        assert 'New-CsApplicationAccessPolicy -Identity "ingest" -AppIds "app-1"' in text
+        assert ".." not in text
         assert f'Grant-CsApplicationAccessPolicy -PolicyName "ingest" -Identity "{user}"' in text
         assert "X.Read.All" not in text  # the permission is there; the policy is not
 

@@ -149,7 +149,8 @@ class GraphClient:
         except UpstreamError:
             raise
         except Exception as exc:
-            mapped = translate(exc, what, permission, user_id)
+            app_id = self.settings.graph_client_id
+            mapped = translate(exc, what, permission, user_id, app_id)
             if mapped is None:
                 raise
             raise mapped from None

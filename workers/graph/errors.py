@@ -59,13 +59,13 @@ def _retry_after(headers: Any) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def policy_fix(user_id: str | None) -> str:
+def policy_fix(user_id: str | None, app_id: str | None = None) -> str:
     """What a Teams administrator runs so that the app may read `user_id`'s meetings."""
-    who = f'-Identity "{user_id}"' if user_id else '-Identity "<organizer id>"'
+    who = f'-Identity "{user_id or "<organizer id>"}"'
     return (
         "a Teams administrator creates and grants a Teams application access policy for the "
-        'app: New-CsApplicationAccessPolicy -Identity "ingest" -AppIds "<GRAPH_CLIENT_ID>", '
-        f'then Grant-CsApplicationAccessPolicy -PolicyName "ingest" {who} (or -Global); '
+        f'app: New-CsApplicationAccessPolicy -Identity "ingest" -AppIds "{app_id or "<app id>"}"'
+        f', then Grant-CsApplicationAccessPolicy -PolicyName "ingest" {who} (or -Global); '
         "it takes up to 30 minutes to apply"
     )
 
@@ -77,10 +77,13 @@ def permission_fix(permission: str) -> str:
     )
 
 
-def forbidden(detail: str, message: str, permission: str | None, user_id: str | None) -> str:
+def forbidden(
+    detail: str, message: str, permission: str | None, user_id: str | None, app_id: str | None
+) -> str:
     """The ledger text of a 403: the access policy's cmdlets or the permission to grant."""
+    detail = detail.rstrip(".")
     if _NO_POLICY.search(message):
-        return f"{detail}. No Teams application access policy: {policy_fix(user_id)}"
+        return f"{detail}. No Teams application access policy: {policy_fix(user_id, app_id)}"
     if permission:
         return f"{detail}. Permission missing: {permission_fix(permission)}"
     return f"{detail}. Access denied: {_CONSENT_HINT}"
@@ -94,9 +97,10 @@ def from_status(
     headers: Any = None,
     permission: str | None = None,
     user_id: str | None = None,
+    app_id: str | None = None,
 ) -> UpstreamError:
     """The product's exception for a Graph answer with `status` while doing `what`; a 403 names
-    `permission` (what the request needed) or the access policy for `user_id`."""
+    `permission` (what the request needed) or the access policy of app `app_id` for `user_id`."""
     detail = f"Graph {status} {code or ''}".rstrip() + f" while {what}"
     if message:
         detail += f": {message[:300]}"
@@ -105,7 +109,7 @@ def from_status(
     if status == 401:
         return Unauthorized(detail)
     if status == 403:
-        return UpstreamPermanent(forbidden(detail, message, permission, user_id))
+        return UpstreamPermanent(forbidden(detail, message, permission, user_id, app_id))
     if status == 402:
         return UpstreamPermanent(
             f"{detail}. Metered API: set up Azure billing for the app (metered Teams APIs)"
@@ -116,7 +120,11 @@ def from_status(
 
 
 def translate(
-    exc: BaseException, what: str, permission: str | None = None, user_id: str | None = None
+    exc: BaseException,
+    what: str,
+    permission: str | None = None,
+    user_id: str | None = None,
+    app_id: str | None = None,
 ) -> UpstreamError | None:
     """The product's exception for an SDK or transport failure, or None when not one."""
     status = getattr(exc, "response_status_code", None)
@@ -125,7 +133,7 @@ def translate(
         code = str(getattr(error, "code", "") or "")
         message = str(getattr(error, "message", "") or "")
         headers = getattr(exc, "response_headers", None)
-        return from_status(status, code, message, what, headers, permission, user_id)
+        return from_status(status, code, message, what, headers, permission, user_id, app_id)
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTransient(f"Graph timed out while {what}")
     if isinstance(exc, httpx.TransportError):
