@@ -18,8 +18,10 @@ from rq.serializers import JSONSerializer
 
 from core.exceptions import ConfigurationError
 from ingest.explain import render, story
+from ingest.reconcile import Reconciler, TranscriptDelta
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import BOB, meeting, scenario
+from workers.graph.client import GraphClient
 from workers.ledger import Ledger
 from workers.worker import check_domains
 
@@ -144,6 +146,35 @@ class TestConsentGap:
             assert doc_m["outcome"] == "failed"
             assert "CallRecords.Read.All" in doc_m["outcome_reason"]
             no_retries(stack)
+
+
+class TestReconciliation:
+    """A user outside the access policy does not stop the reconciliation pass for the others."""
+
+    def test_transcript_delta_skips_the_unreadable_user(
+        self, redis_url: str, tmp_path: Path, pushed: list[str]
+    ) -> None:
+        doc = tenant(
+            scenario(meeting("a1"), meeting("b1", organizer="bob@contoso.com")),
+            access_policy=["alice@contoso.com"],
+        )
+        with Stack(doc, redis_url, tmp_path) as stack:
+            stack.set_faults(drop_rate=1.0)
+            stack.play()
+            client = GraphClient(stack.settings)
+            try:
+                delta = TranscriptDelta(client, stack.conn)
+                counts = Reconciler(stack.settings, stack.conn, NoCallRecords(),
+                                    transcripts=delta).run_pass()  # fmt: skip
+            finally:
+                client.close()
+            assert (counts.found, counts.enqueued) == (1, 1)  # Alice's; Bob's was refused
+            assert stack.work(lambda: outcome(stack, "a1") == "pushed")
+
+
+class NoCallRecords:
+    def since(self, start: Any) -> Iterator[dict[str, Any]]:
+        return iter(())
 
 
 class TestWorkerStart:
