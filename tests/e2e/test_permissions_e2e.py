@@ -16,11 +16,12 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
-from core.exceptions import ConfigurationError
+from core.exceptions import ConfigurationError, UpstreamPermanent
 from ingest.explain import render, story
 from ingest.reconcile import Reconciler, TranscriptDelta
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import BOB, meeting, scenario
+from workers import users
 from workers.graph.client import GraphClient
 from workers.ledger import Ledger
 from workers.worker import check_domains
@@ -146,6 +147,16 @@ class TestConsentGap:
             assert doc_m["outcome"] == "failed"
             assert "CallRecords.Read.All" in doc_m["outcome_reason"]
             no_retries(stack)
+
+
+class TestUsersAdd:
+    """`ingest users add` reads the user with User.Read.All: without it, it says so."""
+
+    def test_missing_user_read_all(self, redis_url: str, tmp_path: Path) -> None:
+        doc = tenant(scenario(meeting("m1")), app_permissions=["CallRecords.Read.All"])
+        missing = pytest.raises(UpstreamPermanent, match=r"Permission missing.*User\.Read\.All")
+        with Stack(doc, redis_url, tmp_path) as stack, missing:
+            users.resolve(stack.settings, "bob@contoso.com")
 
 
 class TestReconciliation:
