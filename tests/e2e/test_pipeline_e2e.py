@@ -231,7 +231,8 @@ class TestReadiness:
     def test_fetched_after_rechecks(
         self, redis_url: str, tmp_path: Path, pushed: list[str]
     ) -> None:
-        doc = scenario(meeting("late", transcript_ready_after_s=1.5))
+        # Late enough that two re-checks miss it, however soon after play the first one runs.
+        doc = scenario(meeting("late", transcript_ready_after_s=3.0))
         with Stack(doc, redis_url, tmp_path, first=0.4, window=20.0) as stack:
             stack.ensure_subscriptions()
             _only_call_records(stack)  # no transcript notification: only re-checks can find it
