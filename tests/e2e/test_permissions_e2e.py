@@ -93,6 +93,8 @@ class TestAccessPolicyGap:
                 "a1": "pushed", "b1": "failed", "a2": "pushed"
             }  # fmt: skip
             assert sorted(pushed) == sorted(key_of(stack, m) for m in ("a1", "a2"))
+            # The product asks for WebVTT (the emulator refuses any other Accept, as Graph does).
+            assert stack.stats()["transcript_content_downloads"] == {"a1": 1, "a2": 1}
             doc_b = story(Ledger(stack.conn), stack.world.call_record_id("b1"))
             assert doc_b["outcome"] == "failed"
             for text in (doc_b["outcome_reason"], render(doc_b)):
