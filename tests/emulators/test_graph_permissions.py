@@ -110,7 +110,7 @@ class TestConsentedRoles:
 
     def test_user_needs_user_read_all(self, start: Start) -> None:
         """GET /users/{id}, Permissions: "Application | User.Read.All | Directory.Read.All,
-        User.ReadWrite.All, Directory.ReadWrite.All"."""
+        Directory.ReadWrite.All, User.ReadWrite.All"."""
         emulator = start(app_permissions=["Organization.Read.All"])
         status, code, _ = error(get(emulator, f"/v1.0/users/{ALICE}"))
         assert (status, code) == (403, "Authorization_RequestDenied")
