@@ -34,10 +34,24 @@ class ScenarioError(ValueError):
     """A scenario that cannot be used; the message starts with the offending field's path."""
 
 
+# The application permissions DESIGN §6 names: what an admin consents to by default.
+APP_PERMISSIONS = (
+    "CallRecords.Read.All",
+    "OnlineMeetings.Read.All",
+    "OnlineMeetingArtifact.Read.All",
+    "OnlineMeetingTranscript.Read.All",
+    "User.Read.All",
+    "Organization.Read.All",
+)
+GLOBAL = "global"  # a Teams application access policy granted with `-Global`
+
+
 @dataclass(frozen=True)
 class Tenant:
     id: str
     domains: tuple[str, ...]
+    app_permissions: tuple[str, ...] = APP_PERMISSIONS  # the consented application roles
+    access_policy: str | tuple[str, ...] = GLOBAL  # "global" or the UPNs it is granted to
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,7 @@ def parse(doc: object) -> Scenario:
                 optional={"policy", "salesforce"})  # fmt: skip
     tenant = _tenant(root["tenant"])
     users = _users(root["users"], tenant)
+    _policy_users(tenant, users)
     by_upn = {u.upn.lower(): u for u in users}
     meetings = _list(root["meetings"], "meetings")
     parsed = tuple(_meeting(m, f"meetings[{i}]", by_upn) for i, m in enumerate(meetings))
@@ -120,14 +135,38 @@ def parse(doc: object) -> Scenario:
 
 # -- sections ------------------------------------------------------------------------------
 def _tenant(value: object) -> Tenant:
-    t = _obj(value, "tenant", required={"id", "domains"})
+    t = _obj(value, "tenant", required={"id", "domains"},
+             optional={"app_permissions", "access_policy"})  # fmt: skip
     domains = _list(t["domains"], "tenant.domains")
     if not domains:
         raise ScenarioError("tenant.domains: needs at least one domain")
+    roles: tuple[str, ...] = APP_PERMISSIONS
+    if "app_permissions" in t:
+        listed = _list(t["app_permissions"], "tenant.app_permissions")
+        roles = tuple(_text(r, f"tenant.app_permissions[{i}]") for i, r in enumerate(listed))
+    policy: str | tuple[str, ...] = GLOBAL
+    if "access_policy" in t and t["access_policy"] != GLOBAL:
+        if not isinstance(t["access_policy"], list):
+            raise ScenarioError('tenant.access_policy: must be "global" or a list of UPNs')
+        policy = tuple(
+            _address(u, f"tenant.access_policy[{i}]") for i, u in enumerate(t["access_policy"])
+        )
     return Tenant(
         id=_guid(t["id"], "tenant.id"),
         domains=tuple(_domain(d, f"tenant.domains[{i}]") for i, d in enumerate(domains)),
+        app_permissions=roles,
+        access_policy=policy,
     )
+
+
+def _policy_users(tenant: Tenant, users: tuple[User, ...]) -> None:
+    """The access policy is granted to tenant users: an unknown UPN is a typo."""
+    if isinstance(tenant.access_policy, str):
+        return
+    known = {u.upn.lower() for u in users}
+    for i, upn in enumerate(tenant.access_policy):
+        if upn.lower() not in known:
+            raise ScenarioError(f"tenant.access_policy[{i}]: {upn!r} is not one of users")
 
 
 def _users(value: object, tenant: Tenant) -> tuple[User, ...]:

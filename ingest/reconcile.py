@@ -20,6 +20,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from core import defaults, keys, logs, times
+from core.exceptions import UpstreamPermanent
 from core.settings import Settings
 from ingest import health
 from ingest.enqueue import job_options
@@ -233,7 +234,15 @@ class Reconciler:
         now = self.clock()
         tenant = (self.settings.graph_tenant_id or "").lower()
         for user in users.all_users(self.conn):
-            for item in self.transcripts.changes(user.id, start):
+            try:
+                changes = list(self.transcripts.changes(user.id, start))
+            except UpstreamPermanent as exc:
+                # A user the app may not read (403: consent or access policy) must not stop the
+                # pass for everyone; the callRecords sweep brings their meetings, which then
+                # fail with the fix named.
+                log.warning("transcripts_unreadable", user_id=user.id, error=str(exc))
+                continue
+            for item in changes:
                 tid, om_id = str(item.get("id") or ""), str(item.get("meetingId") or "")
                 if not tid or not om_id:
                     continue

@@ -15,6 +15,8 @@ from policy import Decision, Participant, address_of, distinct_key
 from workers.meeting import ResolvedParticipant
 
 _ROLES = {"organizer": "organizer", "presenter": "presenter", "coorganizer": "presenter"}
+VISITOR = "teamsvisitor:"  # the id prefix of anonymous visitors in callRecords
+ANONYMOUS = "Anonymous visitor"  # their name in Salesforce: Graph gives none
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -34,6 +36,14 @@ def from_identity(identity: Mapping[str, Any] | None, role: str = "attendee") ->
     if not isinstance(identity, Mapping):
         return None
     user = identity.get("user")
+    if isinstance(user, Mapping) and str(user.get("id") or "").startswith(VISITOR):
+        # An anonymous visitor: Graph shows them as a nameless `user` of no tenant.
+        return Participant(
+            display_name=_text(user.get("displayName")) or ANONYMOUS,
+            directory_id=_text(user.get("id")),
+            is_guest=True,
+            role=role,
+        )
     if isinstance(user, Mapping):
         upn = _text(user.get("userPrincipalName"))
         return Participant(

@@ -469,6 +469,11 @@ class Pipeline:
         """A permanent failure: on the meeting when known, else on the notified resource."""
         if key is None:
             key = self.ledger.alias("cr" if kind == "callRecords" else "om", rid)
+        if key is None and kind == "callRecords" and rid:
+            # Refused before the meeting was found (a 403 on the callRecord or the meeting
+            # lookup): the callRecord stands for the meeting, so it is counted and explained.
+            key = self.ledger.claim([("cr", rid)], resolve.call_record_key(rid))
+            self.ledger.update(key, call_record_id=rid.lower())
         self.ledger.resource_error(kind, rid, error, key)
         if key is not None:
             self.ledger.error(key, error)

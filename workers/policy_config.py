@@ -12,7 +12,7 @@ from collections.abc import Callable
 import redis
 
 from core import keys
-from core.exceptions import ConfigurationError
+from core.exceptions import ConfigurationError, UpstreamPermanent
 from core.settings import Settings
 from policy import (
     PolicyConfigError,
@@ -62,3 +62,20 @@ def effective(
         return with_internal_domains(policy, domains)
     except PolicyConfigError as exc:
         raise ConfigurationError("INTERNAL_DOMAINS", f"the tenant's domains: {exc}") from None
+
+
+def check_domains(
+    settings: Settings, conn: redis.Redis, tenant_domains: Callable[[], list[str]]
+) -> None:
+    """At a worker's start: without internal domains the policy needs the tenant's verified
+    domains, so read them now (`GET /organization`, Organization.Read.All). A refusal stops the
+    worker with one line naming both fixes, rather than failing every meeting later."""
+    try:
+        effective(settings, conn, tenant_domains)
+    except UpstreamPermanent as exc:
+        raise ConfigurationError(
+            "INTERNAL_DOMAINS",
+            "unset, and the tenant's verified domains cannot be read: set INTERNAL_DOMAINS "
+            "(or internal_domains in POLICY_FILE), or grant the app Organization.Read.All "
+            f"with admin consent ({exc})",
+        ) from None

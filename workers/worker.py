@@ -31,9 +31,12 @@ from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
 from core import defaults, logs
+from core.exceptions import UpstreamTransient
 from core.settings import Settings
 from workers import policy_config
-from workers.context import WorkerContext, install, reset
+from workers.context import WorkerContext, current, install, reset
+from workers.graph.api import GraphApi
+from workers.graph.client import graph
 
 log = logs.get_logger("workers.worker")
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -156,11 +159,29 @@ def check(settings: Settings) -> None:
     policy_config.from_settings(settings)
 
 
+def check_domains(settings: Settings, conn: redis.Redis) -> None:
+    """Stop at start (ConfigurationError, exit 2) when the policy has no internal domains and
+    Graph refuses the tenant's; a Graph that cannot be reached now is tried again per job."""
+    if settings.graph_tenant_id is None or policy_config.from_settings(settings).internal_domains:
+        return  # nothing to read, or no Graph configured (jobs that need it will say so)
+    try:
+        policy_config.check_domains(
+            settings, conn, lambda: GraphApi(graph(current())).verified_domains()
+        )
+    except UpstreamTransient as exc:
+        log.warning("tenant_domains_unreadable", error=str(exc))
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     check(settings)
     logs.configure()
     conn = redis.Redis.from_url(settings.redis_url)
     install(WorkerContext(settings, conn))
+    try:
+        check_domains(settings, conn)
+    except BaseException:
+        reset()
+        raise
     worker = build_worker(settings, conn)
     log.info(
         "worker_starting",

@@ -89,7 +89,13 @@ def create_app(
     faults = faults or GraphFaults()
     options = options or GraphOptions()
     injector = GraphFaultInjector(faults)
-    issuer = TokenIssuer(SigningKey(), world.tenant_id, clock, lambda: faults.token_lifetime_s)
+    issuer = TokenIssuer(
+        SigningKey(),
+        world.tenant_id,
+        clock,
+        lambda: faults.token_lifetime_s,
+        world.scenario.tenant.app_permissions,
+    )
     delivery = Delivery(options, _delivery_ssl(ca_dir))
     store = SubscriptionStore(clock)
     notifier = Notifier(world, store, issuer, delivery, faults, options, injector.random)

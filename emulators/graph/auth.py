@@ -65,35 +65,3 @@ def caller(request: web.Request) -> Caller:
     who = caller_from_claims(claims)
     request[CALLER_KIND] = "app" if who.is_app else "delegated"
     return who
-
-
-def require_app_role(request: web.Request, role: str) -> Caller:
-    """An app-only caller holding `role`; 403 Forbidden otherwise."""
-    who = caller(request)
-    if not who.is_app or role not in who.roles:
-        raise GraphHTTPError(
-            403, "Forbidden", f"Missing application permission: {role}. Insufficient privileges."
-        )
-    return who
-
-
-def require_user_access(request: web.Request, user_id: str, *, app_role: str, scope: str) -> Caller:
-    """An app token holding `app_role`, or a delegated token OF `user_id` holding `scope`."""
-    who = caller(request)
-    if who.is_app and app_role in who.roles:
-        return who
-    own = who.user_id is not None and who.user_id.lower() == user_id.lower()
-    if own and (scope in who.scopes or _implied(scope, who.scopes)):
-        return who
-    raise GraphHTTPError(
-        403,
-        "Forbidden",
-        "Insufficient privileges to complete the operation."
-        if who.is_app
-        else f"The caller may read only their own resources with the delegated permission {scope}.",
-    )
-
-
-def _implied(scope: str, held: frozenset[str]) -> bool:
-    """`X.Read.All` held implies `X.Read` (Graph grants the narrower scope)."""
-    return scope.endswith(".Read") and scope + ".All" in held

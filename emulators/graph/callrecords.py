@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.graph.auth import require_app_role
 from emulators.graph.data import (
     GRAPH_ROOT,
     collection,
@@ -25,6 +24,7 @@ from emulators.graph.data import (
     world_of,
 )
 from emulators.graph.errors import bad_request, not_found
+from emulators.graph.permissions import require_app_role
 from emulators.graph.users import call_identity
 from emulators.graph.world import World
 

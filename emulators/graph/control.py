@@ -1,4 +1,4 @@
-"""The emulator's own routes under `/_emulator/`: play, lifecycle, time travel, state, faults."""
+"""The emulator's own routes under `/_emulator/`: play, lifecycle, losses, time, state, faults."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aiohttp import web
 
 from emulators.graph.clock import Clock
 from emulators.graph.faults import GraphFaultInjector
-from emulators.graph.notifier import LIFECYCLE_EVENTS, Notifier
+from emulators.graph.notifier import LIFECYCLE_EVENTS, NOT_SENT, Notifier
 from emulators.graph.stats import Stats
 
 
@@ -43,6 +43,7 @@ class Control:
         r = app.router
         r.add_post("/_emulator/play", self.play)
         r.add_post("/_emulator/lifecycle", self.lifecycle)
+        r.add_post("/_emulator/lose", self.lose)
         r.add_post("/_emulator/advance", self.advance)
         r.add_get("/_emulator/subscriptions", self.subscriptions)
         r.add_get("/_emulator/stats", self.get_stats)
@@ -80,6 +81,9 @@ class Control:
         if isinstance(body, web.Response):
             return body
         event = body.get("event")
+        if event in NOT_SENT:
+            return _error(400, f"Graph sends no {event} for callRecords or transcripts: "
+                               "POST /_emulator/lose loses a subscription silently")  # fmt: skip
         if event not in LIFECYCLE_EVENTS:
             return _error(400, f'"event" must be one of {", ".join(LIFECYCLE_EVENTS)}')
         sub = self.notifier.store.get(str(body.get("subscriptionId", "")))
@@ -90,6 +94,17 @@ class Control:
         except ValueError as exc:
             return _error(409, str(exc))
         return web.json_response({"sent": event, "subscriptionId": sub.id}, status=202)
+
+    async def lose(self, request: web.Request) -> web.Response:
+        """`{"subscriptionId"}` drops the subscription silently (a fault live Graph has)."""
+        body = await _body(request)
+        if isinstance(body, web.Response):
+            return body
+        sub = self.notifier.store.get(str(body.get("subscriptionId", "")))
+        if sub is None:
+            return _error(404, "no such subscription")
+        self.notifier.lose(sub)
+        return web.json_response({"lost": sub.id})
 
     async def advance(self, request: web.Request) -> web.Response:
         """`{"seconds": N}` moves the emulator's clock forward (expiry tests)."""

@@ -16,8 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.graph.auth import caller, require_user_access
+from emulators.graph.auth import caller
 from emulators.graph.errors import GraphHTTPError, bad_request, not_found
+from emulators.graph.permissions import POLICY_KEY, AccessPolicy, require_user_access
 from emulators.graph.world import World
 from emulators.scenario import User
 
@@ -49,6 +50,7 @@ def add_routes(app: web.Application, world: World) -> None:
 
     app[WORLD_KEY] = world
     app[OPTIONS_KEY] = DataOptions()
+    app[POLICY_KEY] = AccessPolicy.of(world.scenario)
     for module in (users, callrecords, transcripts, recordings, attendance, meetings):
         module.add_routes(app)
 

@@ -10,7 +10,6 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from emulators.graph.auth import require_user_access
 from emulators.graph.data import (
     both,
     context,
@@ -22,6 +21,7 @@ from emulators.graph.data import (
     world_of,
 )
 from emulators.graph.errors import bad_request
+from emulators.graph.permissions import require_user_access
 from emulators.graph.world import World
 from emulators.scenario import Participant, User
 

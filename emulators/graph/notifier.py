@@ -18,7 +18,11 @@ from emulators.graph.tokens import TokenIssuer
 if TYPE_CHECKING:
     from emulators.graph.world import World
 
-LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+# The lifecycle events Graph sends for callRecords and transcripts (graph.md §6): "subscription
+# Removed: only Outlook message, event and contact, and Teams chatMessage"; "missed: Outlook
+# only". A subscription of these resources is lost silently instead (`lose`).
+LIFECYCLE_EVENTS = ("reauthorizationRequired",)
+NOT_SENT = ("subscriptionRemoved", "missed")
 
 
 class Notifier:
@@ -41,6 +45,7 @@ class Notifier:
         self.faults = faults
         self.options = options
         self.rng = rng
+        self._pending: dict[str, list[tuple[Subscription, dict[str, Any]]]] = {}
 
     # -- change notifications -------------------------------------------------------------
     def play(self, meeting_ids: Sequence[str] | None = None) -> list[str]:
@@ -62,25 +67,49 @@ class Notifier:
                 self.delivery.spawn(self._transcript_when_ready(m))
 
     def _send_batch(self, batch: list[tuple[Subscription, dict[str, Any]]]) -> None:
+        """Queue the items for delivery; items due together reach an endpoint in one POST."""
         if self.faults.out_of_order:
             self.rng.shuffle(batch)
         for sub, item in batch:
             if self.rng.random() < self.faults.drop_rate:
                 self.delivery.counts["dropped"] += 1
                 continue
-            copies = 2 if self.rng.random() < self.faults.duplicate_rate else 1
-            self.delivery.counts["duplicated"] += copies - 1
-            for _ in range(copies):
-                self.delivery.spawn(self._deliver(sub, item))
+            if self.rng.random() < self.faults.duplicate_rate:
+                self.delivery.counts["duplicated"] += 1
+                # A duplicate is a delivery of its own, as a retry by Graph would be.
+                self.delivery.spawn(self._deliver(sub.notification_url, [(sub, item)]))
+            self._queue(sub, item)
 
-    async def _deliver(self, sub: Subscription, item: dict[str, Any]) -> None:
+    def _queue(self, sub: Subscription, item: dict[str, Any]) -> None:
+        """Graph batches: "A POST can batch items from several subscriptions and tenants"
+        (reference/graph.md §4). Items queued within `batch_window_s` share a POST."""
+        url = sub.notification_url
+        waiting = self._pending.setdefault(url, [])
+        waiting.append((sub, item))
+        if len(waiting) == 1:
+            self.delivery.spawn(self._flush(url))
+
+    async def _flush(self, url: str) -> None:
+        await asyncio.sleep(self.options.batch_window_s)
+        batch = self._pending.pop(url, [])
+        for start in range(0, len(batch), self.options.batch_max):
+            await self._deliver(url, batch[start : start + self.options.batch_max])
+
+    async def _deliver(self, url: str, batch: list[tuple[Subscription, dict[str, Any]]]) -> None:
         if self.faults.delay_s > 0:
             await asyncio.sleep(self.faults.delay_s)
-        body: dict[str, Any] = {"value": [item]}
-        if sub.include_resource_data:
-            app_id = sub.notification_url_app_id or sub.application_id
-            body["validationTokens"] = [self.issuer.validation_token(sub.authority, app_id)]
-        await self.delivery.post(sub.notification_url, body)
+        body: dict[str, Any] = {"value": [item for _, item in batch]}
+        # One validation token per distinct app and tenant among the rich items.
+        apps = {
+            (sub.notification_url_app_id or sub.application_id, sub.authority): None
+            for sub, _ in batch
+            if sub.include_resource_data
+        }
+        if apps:
+            body["validationTokens"] = [
+                self.issuer.validation_token(authority, app_id) for app_id, authority in apps
+            ]
+        await self.delivery.post(url, body)
 
     def _call_record_subscriptions(self, change: str) -> list[Subscription]:
         return [
@@ -177,7 +206,10 @@ class Notifier:
 
     # -- lifecycle notifications ----------------------------------------------------------
     def lifecycle(self, sub: Subscription, event: str) -> None:
-        """Send a lifecycle event; `subscriptionRemoved` also removes the subscription."""
+        """Send a lifecycle event (only those Graph sends for these resources)."""
+        if event in NOT_SENT:
+            raise ValueError(f"Graph sends no {event} for callRecords or transcripts; "
+                             "lose the subscription instead")  # fmt: skip
         if event not in LIFECYCLE_EVENTS:
             raise ValueError(f"event must be one of {', '.join(LIFECYCLE_EVENTS)}")
         if sub.lifecycle_notification_url is None:
@@ -189,9 +221,12 @@ class Notifier:
             "clientState": sub.client_state,
             "lifecycleEvent": event,
         }
-        if event == "subscriptionRemoved":
-            self.store.items.pop(sub.id, None)
         self.delivery.spawn(self.delivery.post(sub.lifecycle_notification_url, {"value": [item]}))
+
+    def lose(self, sub: Subscription) -> None:
+        """Drop a subscription without telling anyone, as live Graph sometimes does: only a
+        renewal (PATCH → 404) or a listing shows that it is gone."""
+        self.store.items.pop(sub.id, None)
 
     async def watch_expiry(self) -> None:
         """Send reauthorizationRequired once per expiry to subscriptions close to it."""

@@ -19,3 +19,5 @@ class GraphOptions:
     transcript_poll_s: float = 0.2  # how often a played meeting's transcript readiness is checked
     reauthorize_before_s: float | None = None  # reauthorizationRequired this long before expiry
     lifecycle_check_s: float = 30.0  # how often expiring subscriptions are looked at
+    batch_window_s: float = 0.1  # notifications due within this go to an endpoint in one POST
+    batch_max: int = 100  # items per POST at most

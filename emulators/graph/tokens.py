@@ -13,17 +13,13 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from emulators.scenario import APP_PERMISSIONS
+
 GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 CLIENT_ID = "emulator-app"
 CLIENT_SECRET = "emulator-secret"  # noqa: S105  (the emulator's documented test secret)
-APP_ROLES = (
-    "CallRecords.Read.All",
-    "OnlineMeetings.Read.All",
-    "OnlineMeetingArtifact.Read.All",
-    "OnlineMeetingTranscript.Read.All",
-    "User.Read.All",
-)
+APP_ROLES = APP_PERMISSIONS  # the roles of app tokens when the scenario names none
 # The delegated permissions of the app registration (DESIGN §6), granted for `.default`.
 APP_DELEGATED_SCOPES = (
     "Calendars.Read",
@@ -108,8 +104,10 @@ class TokenIssuer:
         tenant_id: str,
         clock: Callable[[], float],
         lifetime: Callable[[], float],
+        roles: Iterable[str] = APP_ROLES,
     ) -> None:
         self.key = key
+        self.roles = tuple(roles)  # what the admin consented to: app tokens carry only these
         self.tenant_id = tenant_id
         self.clock = clock
         self.lifetime = lifetime
@@ -133,7 +131,7 @@ class TokenIssuer:
         }
 
     def app_token(self, authority: str, client_id: str = CLIENT_ID) -> tuple[str, int]:
-        """An app-only access token for Graph with every application role; (jwt, expires_in)."""
+        """An app-only access token for Graph with the consented roles; (jwt, expires_in)."""
         claims = self._base(authority)
         sp = principal_id(client_id)
         claims.update(
@@ -144,7 +142,7 @@ class TokenIssuer:
                 "idtyp": "app",
                 "oid": sp,
                 "sub": sp,
-                "roles": list(APP_ROLES),
+                "roles": list(self.roles),
             }
         )
         self.issued += 1

@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.graph.auth import require_app_role
 from emulators.graph.data import (
     GRAPH_ROOT,
     both,
@@ -26,6 +25,7 @@ from emulators.graph.data import (
     world_of,
 )
 from emulators.graph.errors import bad_request, not_found
+from emulators.graph.permissions import require_app_role, require_policy
 from emulators.graph.world import World
 
 PERMISSION = "OnlineMeetingTranscript.Read.All"  # the app role and the delegated scope alike
@@ -84,13 +84,22 @@ async def get_transcript(request: web.Request) -> web.Response:
 
 
 def _want_vtt(request: web.Request) -> None:
+    """WebVTT is the one format left (DOCX ended 31 May 2023): `$format=text/vtt`, or an
+    `Accept` that admits it. Graph refuses the SDK's default `Accept` with 400 "Invalid
+    format 'application/octet-stream, application/json' specified."."""
     fmt = request.query.get("$format")
-    if fmt is not None and fmt.lower() != VTT:
-        raise bad_request(f"The format '{fmt}' is not supported; use text/vtt.")
+    if fmt is not None:
+        if fmt.strip().lower() != VTT:
+            raise bad_request(f"Invalid format '{fmt}' specified.")
+        return
+    accept = request.headers.get("Accept", "").strip()
+    kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    if accept and not kinds & {VTT, "text/*", "*/*"}:
+        raise bad_request(f"Invalid format '{accept}' specified.")
 
 
 async def get_content(request: web.Request) -> web.Response:
-    """The WebVTT (by `Accept: text/vtt`, `$format=text/vtt` or default); every hit counts."""
+    """The WebVTT (`Accept: text/vtt` or `$format=text/vtt`); every download counts."""
     world, meeting_id, _ = _ready(request)
     _want_vtt(request)
     _count(world, meeting_id)
@@ -122,8 +131,9 @@ def _count(world: World, meeting_id: str) -> None:
 # -- getAllTranscripts (app only) ----------------------------------------------------------
 def _all(request: web.Request) -> tuple[World, list[dict[str, Any]]]:
     """Ready transcripts of `meetingOrganizerUserId`'s meetings created in the time window."""
-    require_app_role(request, PERMISSION)
+    who = require_app_role(request, PERMISSION)
     user = target_user(request)
+    require_policy(request, who, user.id)
     world = world_of(request)
     args = _args(request)
     organizer = args.get("meetingorganizeruserid")

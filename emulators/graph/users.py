@@ -9,7 +9,7 @@ from aiohttp import web
 
 from emulators.graph.auth import caller
 from emulators.graph.data import GRAPH_ROOT, context, select, target_user, world_of
-from emulators.graph.errors import forbidden
+from emulators.graph.permissions import require_directory
 from emulators.graph.world import World
 from emulators.scenario import Participant, User
 
@@ -27,21 +27,13 @@ def add_routes(app: web.Application) -> None:
 
 
 async def get_user(request: web.Request) -> web.Response:
-    """A tenant user; an app needs User.Read.All, a user may read themself or, with
-    User.ReadBasic.All / User.Read.All, anyone."""
-    who = caller(request)
+    """A tenant user; an app needs User.Read.All, a user may read themself with User.Read or
+    anyone with User.ReadBasic.All / User.Read.All."""
     user = target_user(request)
-    if who.is_app:
-        allowed = bool({"User.Read.All", "User.ReadWrite.All", "Directory.Read.All"} & who.roles)
-    else:
-        own = (who.user_id or "").lower() == user.id.lower()
-        allowed = (own and "User.Read" in who.scopes) or bool(
-            {"User.ReadBasic.All", "User.Read.All", "Directory.Read.All"} & who.scopes
-        )
-    if not allowed:
-        raise forbidden(
-            "Insufficient privileges to complete the operation.", "Authorization_RequestDenied"
-        )
+    who = caller(request)
+    own = not who.is_app and (who.user_id or "").lower() == user.id.lower()
+    scopes = ["User.ReadBasic.All", "User.Read.All", "Directory.Read.All"]
+    require_directory(request, "User.Read.All", [*scopes, "User.Read"] if own else scopes)
     body = {"@odata.context": context(request, "users/$entity")} | profile(user)
     return web.json_response(select(request, body))
 
@@ -64,8 +56,9 @@ def profile(user: User) -> dict[str, Any]:
 
 
 async def organization(request: web.Request) -> web.Response:
-    """The tenant and its verified domains (any valid token may read it, as with User.Read)."""
-    caller(request)
+    """The tenant and its verified domains: an app needs Organization.Read.All (or a higher
+    role); a signed-in user reads them with User.Read."""
+    require_directory(request, "Organization.Read.All", ["User.Read", "Directory.Read.All"])
     world = world_of(request)
     domains = world.scenario.tenant.domains
     initial = domains[0].split(".")[0] + ".onmicrosoft.com"
@@ -86,6 +79,11 @@ async def organization(request: web.Request) -> web.Response:
 # -- identities -----------------------------------------------------------------------------
 def guest_id(meeting_id: str, index: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"guest:{meeting_id}:{index}"))
+
+
+def visitor_id(meeting_id: str, index: int) -> str:
+    """An anonymous visitor's id in callRecords: `teamsvisitor:` and 32 hex digits."""
+    return "teamsvisitor:" + uuid.uuid5(uuid.NAMESPACE_URL, f"guest:{meeting_id}:{index}").hex
 
 
 def b2b_upn(world: World, email: str) -> str:
@@ -118,7 +116,11 @@ def call_identity(world: World, person: Participant, meeting_id: str, index: int
     elif person.kind == "phone":
         out["phone"] = {"id": person.phone, "displayName": None}
     else:
-        out["guest"] = {"id": guest_id(meeting_id, index), "displayName": person.guest}
+        # An anonymous visitor is a `user` with a `teamsvisitor:` id and neither name nor
+        # tenant (reference/participants.md §3: docs #8196, contrib #5304), not the `guest` key.
+        out["user"] = {"@odata.type": "#microsoft.graph.userIdentity",
+                       "id": visitor_id(meeting_id, index), "displayName": None,
+                       "tenantId": None}  # fmt: skip
     return out
 
 

@@ -100,6 +100,11 @@ def table(scenario: Scenario, run: DemoRun, doc: dict[str, Any]) -> str:
             + (f"{killed['worker']} killed running {killed['job']} "
                f"(then {killed.get('job_status', '?')})" if killed else "no worker killed")
         )  # fmt: skip
+    for m in doc["meetings"]:  # what to fix: the ledger's reason (as `ingest explain` shows)
+        if m["outcome"] == "failed":
+            entry = run.meetings.get(m["id"], {})
+            why = entry.get("outcome_reason") or entry.get("last_error") or "no outcome in time"
+            lines.append(f"{m['id']} failed: {why}")
     if not run.settled:
         lines.append("NOT SETTLED: some meetings did not reach an outcome in time")
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -205,7 +206,12 @@ class TestCallRecords:
         assert users[4].display_name == "Ken Tanaka" and str(extra[4]["tenantId"]) == TENANT
         assert upns[4] == "ken_wideworldimporters.com#EXT#@contoso.onmicrosoft.com"
         assert people[5].identity.phone.id == "+14255550100"
-        assert people[6].identity.guest.display_name == "Visitor" and people[6].identity.guest.id
+        # Anonymous visitors as Graph shows them (reference/participants.md §3, docs #8196:
+        # "guest: null" and "user.id: teamsvisitor:…", displayName and tenantId null).
+        visitor = people[6].identity
+        assert visitor.guest is None and visitor.user.display_name is None
+        assert re.fullmatch(r"teamsvisitor:[0-9a-f]{32}", visitor.user.id)
+        assert str(visitor.user.additional_data.get("tenantId")) == "None"
 
     async def test_participants_page_at_130(self, g: Harness, clients: list[Any]) -> None:
         g.state.world.play(["m-2"])

@@ -318,13 +318,14 @@ class TestAuthorizationCode:
 
 
 class TestCallerChecks:
-    """auth.require_user_access admits the app's role or the user's own delegated scope only."""
+    """require_user_access admits the app's role or the user's own delegated scope only."""
 
     async def test_app_role_or_own_delegated_scope(self) -> None:
         from aiohttp import web
         from aiohttp.test_utils import TestClient, TestServer
 
-        from emulators.graph.auth import ISSUER_KEY, require_user_access
+        from emulators.graph.auth import ISSUER_KEY
+        from emulators.graph.permissions import require_user_access
         from emulators.graph.tokens import SigningKey, TokenIssuer
 
         issuer = TokenIssuer(SigningKey(), TENANT, time.time, lambda: 3600)

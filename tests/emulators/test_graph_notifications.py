@@ -150,6 +150,48 @@ class TestTranscripts:
             bg.close()
 
 
+class TestBatching:
+    """Notifications due together reach an endpoint in one POST: "A POST can batch items from
+    several subscriptions and tenants" (graph.md §4, from the webhooks delivery page), so a
+    receiver must take every item of `value`, not the first."""
+
+    def test_meetings_played_together_share_a_post(self, graph: Harness) -> None:
+        rx = graph.receiver()
+        subscribe(graph, rx, "communications/callRecords")
+        subscribe(graph, rx, "communications/onlineMeetings/getAllTranscripts")
+        play(graph)
+        wait_for(lambda: len(by_change(rx).get("updated", [])) == 3)
+        graph.idle()
+        world = graph.state.world
+        first = [i["resource"] for i in rx.received[0]["value"]]
+        assert first[:3] == [
+            f"communications/callRecords/{world.call_record_id(m)}"
+            for m in ("m-001", "m-002", "m-003")
+        ]
+        # The transcripts of m-001 and m-002, ready at once, joined the same POST; the
+        # `updated` versions came later, together: 8 items in 2 POSTs.
+        assert [r.split("/")[-1][:13] for r in first[3:]] == ["transcripts('"] * 2
+        assert len(rx.items()) == 8 and len(rx.received) == 2
+        assert all(len(body["value"]) > 1 for body in rx.received)
+
+    def test_one_validation_token_per_app_in_a_rich_batch(
+        self, graph: Harness, encryption_key: tuple[rsa.RSAPrivateKey, str]
+    ) -> None:
+        """`validationTokens` holds "one JWT per distinct app+tenant pair" (graph.md §4)."""
+        _, cert = encryption_key
+        rx = graph.receiver()
+        subscribe(
+            graph, rx, "communications/onlineMeetings/getAllTranscripts",
+            includeResourceData=True, encryptionCertificate=cert, encryptionCertificateId="k1",
+        )  # fmt: skip
+        play(graph, "m-001", "m-002")
+        wait_for(lambda: len(rx.items()) == 2)
+        graph.idle()
+        assert len(rx.received) == 1
+        assert len(rx.received[0]["validationTokens"]) == 1
+        assert all("encryptedContent" in item for item in rx.received[0]["value"])
+
+
 @pytest.fixture
 def encryption_key(tmp_path: Path) -> Iterator[tuple[rsa.RSAPrivateKey, str]]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -260,18 +302,37 @@ class TestLifecycle:
             "lifecycleEvent": "reauthorizationRequired",
         }  # fmt: skip
         assert rx.items() == []
-        missing = graph.control("POST", "/_emulator/lifecycle",
-                                {"subscriptionId": "nope", "event": "missed"})  # fmt: skip
+        missing = graph.control(
+            "POST",
+            "/_emulator/lifecycle",
+            {"subscriptionId": "nope", "event": "reauthorizationRequired"},
+        )
         assert missing.status_code == 404
 
-    def test_removed_subscription_is_gone(self, graph: Harness) -> None:
+    @pytest.mark.parametrize("event", ["subscriptionRemoved", "missed"])
+    def test_events_graph_does_not_send_here(self, graph: Harness, event: str) -> None:
+        """Lifecycle events page: subscriptionRemoved is sent for Outlook message, event and
+        contact and Teams chatMessage only; missed for Outlook only (graph.md §6)."""
         rx = graph.receiver()
         sub = subscribe(graph, rx, "communications/callRecords")
-        graph.control("POST", "/_emulator/lifecycle",
-                      {"subscriptionId": sub["id"], "event": "subscriptionRemoved"})  # fmt: skip
-        wait_for(lambda: len(rx.items()) == 1)
-        assert rx.items()[0]["lifecycleEvent"] == "subscriptionRemoved"
+        resp = graph.control("POST", "/_emulator/lifecycle",
+                             {"subscriptionId": sub["id"], "event": event})  # fmt: skip
+        assert resp.status_code == 400 and "/_emulator/lose" in resp.json()["error"]
+        graph.idle()
+        assert rx.items() == []
+
+    def test_lost_subscription_is_gone_silently(self, graph: Harness) -> None:
+        rx = graph.receiver()
+        sub = subscribe(graph, rx, "communications/callRecords")
+        assert graph.control("POST", "/_emulator/lose", {"subscriptionId": sub["id"]}).json() == {
+            "lost": sub["id"]
+        }
+        graph.idle()
+        assert rx.items() == []
         assert graph.control("GET", "/_emulator/subscriptions").json()["value"] == []
+        play(graph, "m-001")
+        graph.idle()
+        assert rx.items() == []
 
     def test_automatic_reauthorization_before_expiry(self, graph: Harness) -> None:
         rx = graph.receiver()
@@ -303,4 +364,10 @@ class TestStats:
         assert stats["tokens_issued"] == 1
         assert stats["recording_content_downloads"] == 0
         assert stats["transcript_content_downloads"] == {}
-        assert set(stats["notifications"]) == {"delivered", "failed", "retried", "dropped", "duplicated"}
+        assert set(stats["notifications"]) == {
+            "delivered",
+            "failed",
+            "retried",
+            "dropped",
+            "duplicated",
+        }

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from emulators.scenario import DEFAULT_PATH, Participant, ScenarioError, load, parse
+from emulators.scenario import (
+    APP_PERMISSIONS,
+    DEFAULT_PATH,
+    Participant,
+    ScenarioError,
+    load,
+    parse,
+)
 
 TENANT = "aaaaaaaa-1111-2222-3333-444444444444"
 ALICE = "11111111-aaaa-4bbb-8ccc-000000000001"
@@ -117,6 +124,10 @@ BAD = [
     ("tenant.domains", [], "tenant.domains: needs at least one domain"),
     ("tenant.domains", ["not a domain"], r"tenant.domains\[0\]: "),
     ("tenant.colour", "red", "tenant.colour: unknown field"),
+    ("tenant.app_permissions", "CallRecords.Read.All", "tenant.app_permissions: must be a list"),
+    ("tenant.app_permissions", [""], r"tenant.app_permissions\[0\]: must be a non-empty"),
+    ("tenant.access_policy", "everyone", 'tenant.access_policy: must be "global" or a list'),
+    ("tenant.access_policy", ["zed@contoso.com"], r"access_policy\[0\]: .* not one of users"),
     ("users", [], "users: needs at least one user"),
     ("users.1.id", ALICE, r"users\[1\].id: .* repeats users\[0\].id"),
     ("users.1.upn", "ALICE@contoso.com", r"users\[1\].upn: .* repeats users\[0\]"),
@@ -162,6 +173,17 @@ class TestValidation:
         d["meetings"].append(copy.deepcopy(d["meetings"][0]))
         with pytest.raises(ScenarioError, match=r"meetings\[1\].id: 'm-001' repeats meetings\[0\]"):
             parse(d)
+
+    def test_consent_and_access_policy(self) -> None:
+        """Absent: every role DESIGN §6 names and a global policy; else as written."""
+        plain = parse(doc()).tenant
+        assert plain.app_permissions == APP_PERMISSIONS and plain.access_policy == "global"
+        d = doc()
+        d["tenant"]["app_permissions"] = ["CallRecords.Read.All"]
+        d["tenant"]["access_policy"] = ["ALICE@contoso.com"]
+        tenant = parse(d).tenant
+        assert tenant.app_permissions == ("CallRecords.Read.All",)
+        assert tenant.access_policy == ("ALICE@contoso.com",)
 
     def test_not_an_object(self) -> None:
         with pytest.raises(ScenarioError, match="scenario: must be an object"):

@@ -11,10 +11,15 @@ from core.exceptions import NotFound, Unauthorized, UpstreamPermanent, UpstreamT
 from workers.graph.errors import translate
 
 
-def odata(status: int, code: str = "", headers: dict[str, str] | None = None) -> Exception:
+def odata(
+    status: int,
+    code: str = "",
+    headers: dict[str, str] | None = None,
+    message: str = "App is not authorized",
+) -> Exception:
     exc = Exception("odata")
     exc.response_status_code = status  # type: ignore[attr-defined]
-    exc.error = SimpleNamespace(code=code, message="App is not authorized")  # type: ignore[attr-defined]
+    exc.error = SimpleNamespace(code=code, message=message)  # type: ignore[attr-defined]
     exc.response_headers = headers or {}  # type: ignore[attr-defined]
     return exc
 
@@ -27,6 +32,32 @@ class TestTranslate:
         assert isinstance(err, UpstreamPermanent)
         assert "application access policy" in str(err)
         assert "OnlineMeetingTranscript.Read.All" in str(err)
+
+    @pytest.mark.parametrize(
+        "message",
+        [
+            "No application access policy found for this app.",
+            "App 1234 is not authorized to Create meeting on behalf of user 5678",
+            "Application is not allowed to perform operations on the user 'x@contoso.com'",
+        ],
+    )
+    def test_access_policy_names_the_cmdlets(self, message: str) -> None:
+        user = "11111111-aaaa-4bbb-8ccc-000000000002"
+        err = translate(odata(403, "Forbidden", message=message), "reading", "X.Read.All", user,
+                        "app-1")  # fmt: skip
+        assert isinstance(err, UpstreamPermanent)
+        text = str(err)
+        assert 'New-CsApplicationAccessPolicy -Identity "ingest" -AppIds "app-1"' in text
+        assert ".." not in text
+        assert f'Grant-CsApplicationAccessPolicy -PolicyName "ingest" -Identity "{user}"' in text
+        assert "X.Read.All" not in text  # the permission is there; the policy is not
+
+    def test_missing_permission_names_it(self) -> None:
+        message = "Insufficient privileges to complete the operation."
+        err = translate(odata(403, "Authorization_RequestDenied", message=message),
+                        "reading the organization's domains", "Organization.Read.All")  # fmt: skip
+        assert "Permission missing" in str(err) and "Organization.Read.All" in str(err)
+        assert "CsApplicationAccessPolicy" not in str(err)
 
     @pytest.mark.parametrize("status", [429, 503, 504])
     def test_throttled_is_transient(self, status: int) -> None:

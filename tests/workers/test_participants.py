@@ -28,6 +28,11 @@ class TestFromIdentity:
         guest = participants.from_identity({"guest": {"id": "g1", "displayName": "Visitor"}})
         assert guest is not None and guest.is_guest and guest.directory_id == "g1"
         assert participants.from_identity({"user": None, "guest": None}) is None
+        nameless = {"id": "teamsvisitor:0a1b", "displayName": None, "tenantId": None}
+        visitor = participants.from_identity({"guest": None, "user": nameless})
+        assert visitor is not None and visitor.is_guest and visitor.tenant_id is None
+        assert visitor.directory_id == "teamsvisitor:0a1b"
+        assert visitor.display_name == "Anonymous visitor"
 
 
 class TestMerge:

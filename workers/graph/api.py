@@ -7,16 +7,21 @@ Every method is one request unless it says otherwise; page sizes and filters liv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from core import times
 from core.exceptions import NotFound, UpstreamPermanent
 from workers.graph.client import GraphClient, get_json
 
 MAX_PAGES = 50  # participants_v2 pages hold 130; 50 pages is far beyond any meeting
+ARTIFACTS = "OnlineMeetingArtifact.Read.All"  # attendance reports, delegated and app alike
+TRANSCRIPTS = "OnlineMeetingTranscript.Read.All"  # delegated and app alike
+# A delegated scope -> the application permission that reads the same for any user.
+_APP_ROLE = {"OnlineMeetings.Read": "OnlineMeetings.Read.All"}
+T = TypeVar("T")
 
 
 @dataclass
@@ -64,6 +69,15 @@ class GraphApi:
             self._chosen[key] = mine or self.client
         return self._chosen[key]
 
+    def _as(
+        self, organizer_id: str, what: str, request: Callable[[Any], Awaitable[T]], scope: str
+    ) -> T:
+        """A request about the organizer's meetings, with their delegated client (`scope`) or
+        the app's (the `.All` application permission, under the Teams access policy)."""
+        client = self.client_for(organizer_id)
+        permission = scope if client is not self.client else _APP_ROLE.get(scope, scope)
+        return client.call(what, request, permission, organizer_id)
+
     # callRecords -------------------------------------------------------------------------
     def call_record(self, call_record_id: str) -> dict[str, Any] | None:
         """The callRecord with `participants_v2` expanded and every page of it followed."""
@@ -83,7 +97,9 @@ class GraphApi:
             return record
 
         try:
-            return self.client.call(f"reading callRecord {call_record_id}", get)
+            return self.client.call(
+                f"reading callRecord {call_record_id}", get, "CallRecords.Read.All"
+            )
         except NotFound:
             return None
 
@@ -97,9 +113,8 @@ class GraphApi:
             return await get_json(sdk, builder, _config(filter=f"JoinWebUrl eq '{escaped}'"))
 
         try:
-            page = self.client_for(organizer_id).call(
-                "finding the online meeting by joinWebUrl", get
-            )
+            page = self._as(organizer_id, "finding the online meeting by joinWebUrl", get,
+                            "OnlineMeetings.Read")  # fmt: skip
         except NotFound:
             return None
         meetings = page.get("value") or []
@@ -111,7 +126,7 @@ class GraphApi:
             return await get_json(sdk, builder.by_online_meeting_id(meeting_id))
 
         try:
-            return self.client_for(organizer_id).call("reading the online meeting", get)
+            return self._as(organizer_id, "reading the online meeting", get, "OnlineMeetings.Read")
         except NotFound:
             return None
 
@@ -133,12 +148,8 @@ class GraphApi:
             return await get_json(sdk, meeting_builder(sdk).attendance_reports)
 
         try:
-            reports = (
-                self.client_for(organizer_id)
-                .call("listing attendance reports", listing)
-                .get("value")
-                or []
-            )
+            listed = self._as(organizer_id, "listing attendance reports", listing, ARTIFACTS)
+            reports = listed.get("value") or []
         except NotFound:
             return None
         chosen = _pick_report(reports, start, end)
@@ -153,7 +164,7 @@ class GraphApi:
             return await get_json(sdk, builder, _config(expand=["attendanceRecords"]))
 
         try:
-            return self.client_for(organizer_id).call("reading the attendance report", one)
+            return self._as(organizer_id, "reading the attendance report", one, ARTIFACTS)
         except NotFound:
             return None
 
@@ -167,7 +178,7 @@ class GraphApi:
 
         try:
             return list(
-                self.client_for(organizer_id).call("listing transcripts", get).get("value") or []
+                self._as(organizer_id, "listing transcripts", get, TRANSCRIPTS).get("value") or []
             )
         except NotFound:
             return []
@@ -184,7 +195,7 @@ class GraphApi:
             return await get_json(sdk, builder.transcripts.by_call_transcript_id(transcript_id))
 
         try:
-            return self.client_for(organizer_id).call("reading the transcript's metadata", get)
+            return self._as(organizer_id, "reading the transcript's metadata", get, TRANSCRIPTS)
         except NotFound:
             return None
 
@@ -204,7 +215,7 @@ class GraphApi:
             return data
 
         try:
-            data = self.client_for(organizer_id).call("downloading the transcript", get)
+            data = self._as(organizer_id, "downloading the transcript", get, TRANSCRIPTS)
         except NotFound:
             return None
         if data is None:
@@ -218,7 +229,7 @@ class GraphApi:
             return await get_json(sdk, sdk.users.by_user_id(upn_or_id), config)
 
         try:
-            return self.client.call(f"reading user {upn_or_id}", get)
+            return self.client.call(f"reading user {upn_or_id}", get, "User.Read.All")
         except NotFound:
             return None
 
@@ -228,7 +239,10 @@ class GraphApi:
         async def get(sdk: Any) -> dict[str, Any]:
             return await get_json(sdk, sdk.organization)
 
-        orgs = self.client.call("reading the organization's domains", get).get("value") or []
+        orgs = self.client.call(
+            "reading the organization's domains", get, "Organization.Read.All"
+        ).get("value")
+        orgs = orgs or []
         names = [
             str(d.get("name"))
             for org in orgs

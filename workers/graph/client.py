@@ -119,24 +119,38 @@ class GraphClient:
         adapter.base_url = self.settings.graph_base_url
         self.sdk = GraphServiceClient(request_adapter=adapter)
 
-    def call(self, what: str, request: Callable[[Any], Awaitable[T]]) -> T:
-        """Run `request(sdk_client)` on the loop; failures become UpstreamError.
+    def call(
+        self,
+        what: str,
+        request: Callable[[Any], Awaitable[T]],
+        permission: str | None = None,
+        user_id: str | None = None,
+    ) -> T:
+        """Run `request(sdk_client)` on the loop; failures become UpstreamError. A 403 names
+        `permission` (what the request needs) or the access policy for `user_id`.
 
         A 401 is retried once with a new credential (a token revoked or expired early).
         """
         try:
-            return self._run(what, request)
+            return self._run(what, request, permission, user_id)
         except Unauthorized:
             self._reset()
-            return self._run(what, request)
+            return self._run(what, request, permission, user_id)
 
-    def _run(self, what: str, request: Callable[[Any], Awaitable[T]]) -> T:
+    def _run(
+        self,
+        what: str,
+        request: Callable[[Any], Awaitable[T]],
+        permission: str | None,
+        user_id: str | None,
+    ) -> T:
         try:
             return self.loop.run_until_complete(request(self.sdk))
         except UpstreamError:
             raise
         except Exception as exc:
-            mapped = translate(exc, what)
+            app_id = self.settings.graph_client_id
+            mapped = translate(exc, what, permission, user_id, app_id)
             if mapped is None:
                 raise
             raise mapped from None

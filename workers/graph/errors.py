@@ -1,11 +1,13 @@
 """Graph failures turned into the product's exceptions: transient (retry) or permanent (stop).
 
-403 means missing consent or no Teams application access policy: retrying cannot mend it,
-so it becomes an UpstreamPermanent whose message says what the admin must do.
+403 means a missing consent or no Teams application access policy: retrying cannot mend it,
+so it becomes an UpstreamPermanent whose message says what the admin must do: grant the one
+permission the request needed, or run the two PowerShell cmdlets for the organizer.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -21,6 +23,13 @@ from core.exceptions import (
 )
 
 _TRANSIENT = frozenset({408, 409, 423, 429, 500, 502, 503, 504})
+# How Graph words a missing Teams application access policy: the current docs' "No
+# application access policy found for this app", the older "App … is not authorized to …
+# on behalf of user …", and "Application is not allowed to perform operations on the user".
+_NO_POLICY = re.compile(
+    r"application access policy|on behalf of user|not allowed to perform operations on the user",
+    re.IGNORECASE,
+)
 _CONSENT_HINT = (
     "grant the app's application permissions (CallRecords.Read.All, OnlineMeetings.Read.All, "
     "OnlineMeetingArtifact.Read.All, OnlineMeetingTranscript.Read.All) with admin consent, "
@@ -50,10 +59,48 @@ def _retry_after(headers: Any) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def policy_fix(user_id: str | None, app_id: str | None = None) -> str:
+    """What a Teams administrator runs so that the app may read `user_id`'s meetings."""
+    who = f'-Identity "{user_id or "<organizer id>"}"'
+    return (
+        "a Teams administrator creates and grants a Teams application access policy for the "
+        f'app: New-CsApplicationAccessPolicy -Identity "ingest" -AppIds "{app_id or "<app id>"}"'
+        f', then Grant-CsApplicationAccessPolicy -PolicyName "ingest" {who} (or -Global); '
+        "it takes up to 30 minutes to apply"
+    )
+
+
+def permission_fix(permission: str) -> str:
+    return (
+        f"grant the app the Microsoft Graph permission {permission} and give admin consent "
+        "(Entra admin center > App registrations > API permissions)"
+    )
+
+
+def forbidden(
+    detail: str, message: str, permission: str | None, user_id: str | None, app_id: str | None
+) -> str:
+    """The ledger text of a 403: the access policy's cmdlets or the permission to grant."""
+    detail = detail.rstrip(".")
+    if _NO_POLICY.search(message):
+        return f"{detail}. No Teams application access policy: {policy_fix(user_id, app_id)}"
+    if permission:
+        return f"{detail}. Permission missing: {permission_fix(permission)}"
+    return f"{detail}. Access denied: {_CONSENT_HINT}"
+
+
 def from_status(
-    status: int, code: str, message: str, what: str, headers: Any = None
+    status: int,
+    code: str,
+    message: str,
+    what: str,
+    headers: Any = None,
+    permission: str | None = None,
+    user_id: str | None = None,
+    app_id: str | None = None,
 ) -> UpstreamError:
-    """The product's exception for a Graph answer with `status` while doing `what`."""
+    """The product's exception for a Graph answer with `status` while doing `what`; a 403 names
+    `permission` (what the request needed) or the access policy of app `app_id` for `user_id`."""
     detail = f"Graph {status} {code or ''}".rstrip() + f" while {what}"
     if message:
         detail += f": {message[:300]}"
@@ -62,7 +109,7 @@ def from_status(
     if status == 401:
         return Unauthorized(detail)
     if status == 403:
-        return UpstreamPermanent(f"{detail}. Access denied: {_CONSENT_HINT}")
+        return UpstreamPermanent(forbidden(detail, message, permission, user_id, app_id))
     if status == 402:
         return UpstreamPermanent(
             f"{detail}. Metered API: set up Azure billing for the app (metered Teams APIs)"
@@ -72,7 +119,13 @@ def from_status(
     return UpstreamPermanent(detail)
 
 
-def translate(exc: BaseException, what: str) -> UpstreamError | None:
+def translate(
+    exc: BaseException,
+    what: str,
+    permission: str | None = None,
+    user_id: str | None = None,
+    app_id: str | None = None,
+) -> UpstreamError | None:
     """The product's exception for an SDK or transport failure, or None when not one."""
     status = getattr(exc, "response_status_code", None)
     if isinstance(status, int):
@@ -80,7 +133,7 @@ def translate(exc: BaseException, what: str) -> UpstreamError | None:
         code = str(getattr(error, "code", "") or "")
         message = str(getattr(error, "message", "") or "")
         headers = getattr(exc, "response_headers", None)
-        return from_status(status, code, message, what, headers)
+        return from_status(status, code, message, what, headers, permission, user_id, app_id)
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTransient(f"Graph timed out while {what}")
     if isinstance(exc, httpx.TransportError):
