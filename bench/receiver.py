@@ -4,7 +4,8 @@ Starts its own redis-server, the product's receiver and ../shared/bench/floor_re
 then drives each in turn (interleaved, twice) from a separate process: single-item
 notifications at 32 connections, each for a new callRecord id, and 50-item batches.
 Prints notifications/s, p50/p99 latency and the ratio to the floor; then the receiver's
-bounds under hostile and large bodies (bench/flood.py), with its log written to a file.
+bounds under hostile and large bodies (bench/flood.py), with its log written to a file, and
+its memory under the slow-body flood.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ def main() -> int:
             report(results, list(procs))
             print()
             flood.run(ports["receiver"], Path(log.name), SUB, STATE, TENANT)
+            print()
+            flood.slow_bodies(ports["receiver"], procs["receiver"].pid)
         finally:
             for proc in procs.values():
                 proc.terminate()

@@ -1,0 +1,124 @@
+"""A real `ingest worker` across a real Redis restart: it waits for Redis instead of exiting,
+and a job stranded in RQ's intermediate list runs again without spending a retry.
+
+The redis-server is the test's own, persisted at every command (appendfsync always), so a
+restart keeps every key, as a managed Redis's failover or restart does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue, Retry
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from ingest.embedded_redis import RedisServer
+from tests.ingest.test_cli import configured
+from tests.workers.test_worker import HEARTBEAT_TTL, ROOT, wait_for
+
+INGEST = str(Path(sys.executable).parent / "ingest")
+JOB = "tests.workers.crash_jobs.count_run"
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    with RedisServer(persist=True) as srv:
+        yield srv
+
+
+def start_worker(redis_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "SF_"))}
+    env.update(configured(redis_url))
+    env.update(PYTHONPATH=str(ROOT), INGEST_WORKER_HEARTBEAT_TTL=str(HEARTBEAT_TTL))
+    with log.open("wb") as out:
+        return subprocess.Popen([INGEST, "worker"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
+def queue_of(conn: redis.Redis) -> Queue:
+    return Queue("ingest", connection=conn, serializer=JSONSerializer)
+
+
+class TestOutage:
+    @pytest.mark.timeout(120)
+    def test_the_worker_waits_for_redis_and_resumes(
+        self, server: RedisServer, tmp_path: Path
+    ) -> None:
+        conn = redis.Redis.from_url(server.url)
+        log = tmp_path / "worker.log"
+        worker = start_worker(server.url, log)
+        try:
+            assert wait_for(lambda: conn.scard("rq:workers:ingest") == 1, 30)
+            server.halt()
+            # The worker notices (its heartbeat or its wait for jobs fails) and keeps waiting.
+            assert wait_for(lambda: b"worker_redis_unavailable" in log.read_bytes()
+                            or b"could not connect to Redis" in log.read_bytes(), 30)  # fmt: skip
+            assert worker.poll() is None
+            server.start()  # same port, same data
+            queue_of(conn).enqueue(JOB, "after", retry=Retry(max=2))
+            assert wait_for(lambda: conn.get("test:done:after") == b"1", 30)
+            assert worker.poll() is None
+        finally:
+            stop(worker)
+
+    @pytest.mark.timeout(120)
+    def test_redis_lost_under_a_running_job(self, server: RedisServer, tmp_path: Path) -> None:
+        conn = redis.Redis.from_url(server.url)
+        log = tmp_path / "worker.log"
+        worker = start_worker(server.url, log)
+        try:
+            queue_of(conn).enqueue("tests.workers.crash_jobs.stop_redis_first_time", "mid",
+                                   retry=Retry(max=2))  # fmt: skip
+            assert server.proc is not None
+            assert wait_for(lambda: server.proc is not None and server.proc.poll() is not None,
+                            30)  # fmt: skip
+            assert wait_for(lambda: worker.poll() is not None
+                            or b"worker_redis_unavailable" in log.read_bytes(), 30)  # fmt: skip
+            assert worker.poll() is None  # RQ alone exits 1 here
+            server.start()
+            # The job's registry entry expires and maintenance runs it again.
+            assert wait_for(lambda: conn.get("test:done:mid") == b"2", 45)
+            assert worker.poll() is None
+        finally:
+            stop(worker)
+
+    @pytest.mark.timeout(120)
+    def test_a_stranded_job_runs_once_without_spending_a_retry(
+        self, server: RedisServer, tmp_path: Path
+    ) -> None:
+        conn = redis.Redis.from_url(server.url)
+        queue = queue_of(conn)
+        job = queue.enqueue(JOB, "stranded", retry=Retry(max=2, interval=[60, 60]))
+        # A worker's dequeue (BLMOVE into the intermediate list), then Redis restarts before
+        # the job starts and the worker is gone.
+        assert conn.lmove(queue.key, queue.intermediate_queue_key) == job.id.encode()
+        server.restart()
+        started = time.monotonic()
+        worker = start_worker(server.url, tmp_path / "worker.log")
+        try:
+            # RQ alone fails it after a fixed minute and retries it after its interval
+            # (60 s here); recovered, it runs once the worker saw it stranded twice.
+            assert wait_for(lambda: conn.get("test:done:stranded") is not None, 45)
+        finally:
+            stop(worker)
+        print(f"stranded job ran {time.monotonic() - started:.1f} s after the restart")
+        assert conn.get("test:runs:stranded") == b"1"
+        job = Job.fetch(job.id, connection=conn, serializer=JSONSerializer)
+        assert job.get_status() == "finished"
+        assert job.retries_left == 2
+        assert conn.llen(queue.intermediate_queue_key) == 0
