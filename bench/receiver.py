@@ -84,6 +84,7 @@ def drive(port: int, batch: int) -> dict[str, float]:
 def main() -> int:
     with RedisServer() as srv, tempfile.NamedTemporaryFile(suffix=".log") as log:
         product_url, floor_url = f"{srv.url}/1", f"{srv.url}/2"
+        registry.mark(redis.Redis.from_url(product_url))  # set up, as `subscriptions ensure` does
         registry.save(
             redis.Redis.from_url(product_url),
             registry.Subscription(

@@ -164,6 +164,12 @@ def notification_handler(endpoint: str) -> Handler:
         started = time.perf_counter()
         try:
             items = await _accept(app, screened, drops)
+            if drops.counts.get("unknown_subscription") and app[REGISTRY].wiped:
+                # Redis lost the registry (DESIGN §3.2: Redis cannot take these items now):
+                # Graph retries them once the clock has restored it (ingest/recovery.py).
+                log.warning("registry_wiped", items=screened.received)
+                drops = DropTally()  # nothing is dropped: all of it comes again
+                return _plain(503, "subscription registry being restored; retry later")
             items = await _vouched(app, items, screened.tokens, drops)
             job_ids = await app[ENQUEUER].enqueue(items)
         except RedisError as exc:
