@@ -145,10 +145,12 @@ class Clock:
         conn: redis.Redis,
         tasks: dict[str, tuple[float, Callable[[], dict[str, Any]]]],
         stop: threading.Event | None = None,
-        guard: Callable[[], dict[str, Any] | None] | None = None,
+        keeper: Keeper | None = None,
     ) -> None:
         self.settings = settings
-        self.guard = guard  # run first at every leader tick: Keeper.check
+        # Checked first at every leader tick; a follower only keeps its copy fresh, so that
+        # whichever clock leads after a wipe can restore what Redis lost.
+        self.keeper = keeper
         self.conn = conn
         self.tasks = tasks  # name -> (interval in seconds, pass)
         self.stop = stop or threading.Event()
@@ -169,9 +171,12 @@ class Clock:
             self.leading = leading
             self._due = dict.fromkeys(self.tasks, 0.0)  # a new leader runs everything first
         if not leading:
+            if self.keeper is not None:
+                with contextlib.suppress(redis.RedisError):
+                    self.keeper.remember()
             return
-        if self.guard is not None:
-            self._run("recovery", self.guard)
+        if self.keeper is not None:
+            self._run("recovery", self.keeper.check)
         for name, (interval, work) in self.tasks.items():
             if self.stop.is_set() or not self.leading or monotonic < self._due[name]:
                 continue
@@ -191,7 +196,7 @@ class Clock:
                 with contextlib.suppress(redis.RedisError):
                     health.reconciled(self.conn, last_error=_reason(exc))
             return
-        if result is None:  # the guard found nothing to do
+        if result is None:  # the keeper found nothing to do
             return
         self.passes[name] = self.passes.get(name, 0) + 1
         log.info("clock_pass", task=name, **result)
@@ -250,7 +255,7 @@ def build(settings: Settings, conn: redis.Redis, graph_client: Any,
         "reconcile": (settings.reconcile_interval_seconds, reconcile),
     }
     keeper = Keeper(conn, manager.ensure, reconcile)
-    return Clock(settings, conn, tasks, stop, guard=keeper.check)
+    return Clock(settings, conn, tasks, stop, keeper=keeper)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

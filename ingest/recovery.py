@@ -15,8 +15,9 @@ of unknown subscriptions (Graph retries them) and the clock's leader, at its nex
    every callRecord whose notification or job the wipe took. Meetings handled before the wipe
    are handled again: Salesforce upserts on external ids (DESIGN §5.1) keep them single.
 
-The copy lives in the clock's memory, taken at each tick while the marker is there; a clock
-started after the wipe has none and logs which command restores the users.
+The copy lives in each clock's memory (leader and followers), taken at each tick while the
+marker is there; a clock started after the wipe has none and logs which command restores the
+users.
 """
 
 from __future__ import annotations
@@ -50,12 +51,12 @@ class Keeper:
         self.recoveries = 0
 
     def check(self) -> dict[str, Any] | None:
-        """One tick: remember while Redis holds the marker; recover when it does not."""
-        if self._remember():
+        """One leader tick: remember while Redis holds the marker; recover when it does not."""
+        if self.remember():
             return None
         return self.recover()
 
-    def _remember(self) -> bool:
+    def remember(self) -> bool:
         """Copy users, tokens and watermark; False when the marker is missing. The marker is
         read with the users and again after the tokens: a copy taken across a wipe is thrown
         away, never kept in place of the last good one."""

@@ -4,14 +4,18 @@ after a wipe writes them back, re-creates the subscriptions and reconciles, in t
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
 from structlog.testing import capture_logs
 
 from core import keys
+from core.settings import Settings
 from core.vault import TOKENS_PREFIX
+from ingest.clock import LOCK_KEY, Clock
 from ingest.recovery import Keeper
+from tests.ingest.test_clock import clock_settings
 from workers import registry, users
 
 ALICE = users.EciUser(id="11111111-aaaa-4bbb-8ccc-000000000001", upn="alice@contoso.com")
@@ -103,3 +107,22 @@ class TestKeeper:
         [line] = [e for e in logs if e["event"] == "eci_users_unknown"]
         assert line["log_level"] == "error" and "ingest users add" in line["hint"]
         assert calls == ["ensure", "reconcile"]
+
+
+class TestInTheClock:
+    def test_a_follower_keeps_a_copy_and_recovers_once_it_leads(
+        self, redis_conn: redis.Redis, settings: Settings
+    ) -> None:
+        set_up(redis_conn)
+        kept, rec = keeper(redis_conn)
+        ticker = Clock(clock_settings(settings), redis_conn, {}, keeper=kept)
+        redis_conn.set(LOCK_KEY, "another clock", px=60_000)
+        ticker.tick(time.monotonic())
+        assert not ticker.leading and rec.calls == []
+        redis_conn.flushdb()  # the leader's lock goes with everything else
+        ticker.tick(time.monotonic())
+        assert ticker.leading and ticker.passes["recovery"] == 1
+        assert rec.calls == ["ensure", "reconcile"]
+        assert {u.id for u in users.all_users(redis_conn)} == {ALICE.id, BOB.id}
+        ticker.tick(time.monotonic())
+        assert ticker.passes["recovery"] == 1  # nothing more to do
