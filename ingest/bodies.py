@@ -6,7 +6,8 @@ the allocator keeps the pages after they close (measured: 118 MB grew to 630 MB 
 So each body:
 
 - reserves its size (its Content-Length, else the size limit) from one budget shared by
-  all requests before a byte is read; past the budget the answer is `503` with
+  all requests before a byte is read (a body alone is always let in); past the budget the
+  answer is `503` with
   `Retry-After`, so Graph retries it later (graph.md: Graph retries 5xx), and the
   connection is closed;
 - must arrive whole within `timeout` seconds (Graph sends a body at once): a stalled one
@@ -76,7 +77,8 @@ class BodyGate:
     async def read(self, request: web.Request, limit: int) -> bytes | Unread:
         """The whole body (at most `limit` bytes), or why there is none."""
         want = request.content_length if request.content_length is not None else limit
-        if self.in_flight + want > self.budget_bytes:
+        # One body is always let in, even one over the budget (INGEST_MAX_BODY_BYTES may be).
+        if self.in_flight and self.in_flight + want > self.budget_bytes:
             log.info("body_refused", reason="body budget full", in_flight=self.in_flight)
             return Unread(503, "too many bodies in flight; retry later")
         self.in_flight += want

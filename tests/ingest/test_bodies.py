@@ -113,6 +113,18 @@ class TestBudget:
         first_w.close()
         second_w.close()
 
+    async def test_one_body_is_let_in_even_over_the_budget(
+        self, client: Client, queue: Queue
+    ) -> None:
+        client.app[BODIES].budget_bytes = 10
+        reader, writer = await connect(client)
+        writer.write(head(len(BODY)) + BODY)
+        await writer.drain()
+        async with asyncio.timeout(5):
+            assert (await reader.readline()).startswith(b"HTTP/1.1 202 ")
+        assert queue.count == 1
+        writer.close()
+
 
 class TestUndecodable:
     @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
