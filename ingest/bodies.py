@@ -7,9 +7,8 @@ So each body:
 
 - reserves its size (its Content-Length, else the size limit) from one budget shared by
   all requests before a byte is read (a body alone is always let in); past the budget the
-  answer is `503` with
-  `Retry-After`, so Graph retries it later (graph.md: Graph retries 5xx), and the
-  connection is closed;
+  answer is `503` with `Retry-After` and the connection is closed: "a non-2xx or a timeout
+  triggers retries with exponential backoff for up to 4 h" (reference/graph.md);
 - must arrive whole within `timeout` seconds (Graph sends a body at once): a stalled one
   is answered `408` and its connection closed, not left to linger;
 - that cannot be decoded (a `Content-Encoding` the bytes do not match) is a `400`; a
