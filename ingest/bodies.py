@@ -5,10 +5,11 @@ most of a 1 MiB body and then stall hold 400 MiB of buffers for as long as they 
 the allocator keeps the pages after they close (measured: 118 MB grew to 630 MB and stayed).
 So each body:
 
-- reserves its size (its Content-Length, else the size limit) from one budget shared by
-  all requests before a byte is read (a body alone is always let in); past the budget the
-  answer is `503` with `Retry-After` and the connection is closed: "a non-2xx or a timeout
-  triggers retries with exponential backoff for up to 4 h" (reference/graph.md);
+- reserves its size (its Content-Length; the size limit when it has none or is compressed)
+  from one budget shared by all requests before a byte is read (a body alone is always let
+  in); past the budget the answer is `503` with `Retry-After` and the connection is closed:
+  "a non-2xx or a timeout triggers retries with exponential backoff for up to 4 h"
+  (reference/graph.md);
 - must arrive whole within `timeout` seconds (Graph sends a body at once): a stalled one
   is answered `408` and its connection closed, not left to linger;
 - that cannot be decoded (a `Content-Encoding` the bytes do not match) is a `400`; a
@@ -75,7 +76,9 @@ class BodyGate:
 
     async def read(self, request: web.Request, limit: int) -> bytes | Unread:
         """The whole body (at most `limit` bytes), or why there is none."""
-        want = request.content_length if request.content_length is not None else limit
+        # A compressed body may grow to the limit as it is decoded: it reserves the limit.
+        encoded = request.headers.get("Content-Encoding", "identity").lower() != "identity"
+        want = limit if encoded or request.content_length is None else request.content_length
         # One body is always let in, even one over the budget (INGEST_MAX_BODY_BYTES may be).
         if self.in_flight and self.in_flight + want > self.budget_bytes:
             log.info("body_refused", reason="body budget full", in_flight=self.in_flight)

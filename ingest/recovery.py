@@ -4,8 +4,9 @@ A Redis that lost its data (a flush, a replaced instance, a failover to an empty
 loses the subscription registry, so the receiver could verify no notification; the ECI user
 registry and the connected users' sealed tokens, which nothing can rebuild; the reconciliation
 watermark; the ledger and the queue. The generation marker (core/keys.py `GENERATION`,
-written by `Manager.ensure`) tells: while it is missing, the receiver answers `503` to items
-of unknown subscriptions (Graph retries them) and the clock's leader, at its next tick:
+written by `Manager.ensure`, a random value) tells: while it is missing, the receiver answers
+`503` to items of unknown subscriptions (Graph retries them); when it is missing or another
+value than the one the clock's copy was taken under, the clock's leader, at its next tick:
 
 1. writes back, from its own copy, the ECI users, their sealed tokens and the watermark
    (each only where missing: anything written since wins);
@@ -48,35 +49,41 @@ class Keeper:
         self.users: dict[bytes, bytes] = {}
         self.tokens: dict[bytes, bytes] = {}  # user id -> sealed token cache
         self.watermark: bytes | None = None
+        self.generation: bytes | None = None  # the marker's value the copy was taken under
         self.recoveries = 0
 
     def check(self) -> dict[str, Any] | None:
-        """One leader tick: remember while Redis holds the marker; recover when it does not."""
-        if self.remember():
+        """One leader tick: copy while Redis holds the marker the copy was taken under;
+        recover when the marker is missing, or is another one (Redis was wiped and set up
+        again, by `ingest subscriptions ensure` say, before this clock noticed)."""
+        marker = self.conn.get(keys.GENERATION)
+        if marker is not None and self.generation in (None, marker) and self.remember():
             return None
         return self.recover()
 
     def remember(self) -> bool:
-        """Copy users, tokens and watermark; False when the marker is missing. The marker is
+        """Copy users, tokens and watermark under the marker (any marker: a follower adopts
+        what the leader restored); False, the copy kept, when it is missing. The marker is
         read with the users and again after the tokens: a copy taken across a wipe is thrown
         away, never kept in place of the last good one."""
         with self.conn.pipeline(transaction=True) as pipe:
-            pipe.exists(keys.GENERATION)
+            pipe.get(keys.GENERATION)
             pipe.hgetall(keys.USERS)
             pipe.get(keys.RECONCILE_WATERMARK)
-            marked, users, watermark = pipe.execute()
-        if not marked:
+            marker, users, watermark = pipe.execute()
+        if marker is None:
             return False
         ids = list(users)
         sealed: list[bytes | None] = (
             self.conn.mget([TOKENS_PREFIX.encode() + i for i in ids]) if ids else []  # type: ignore[assignment]
         )
-        if not self.conn.exists(keys.GENERATION):
+        if self.conn.get(keys.GENERATION) != marker:
             return False
         self.users = dict(users)
         # Only tokens Redis holds now: a user who disconnected is not reconnected by a wipe.
         self.tokens = {i: t for i, t in zip(ids, sealed, strict=True) if t is not None}
         self.watermark = watermark
+        self.generation = marker
         return True
 
     def recover(self) -> dict[str, Any]:
@@ -99,6 +106,7 @@ class Keeper:
                       "users again (`ingest users add EMAIL`) and reconnect them")  # fmt: skip
         created = [r for r in self.ensure() if r.get("action") == "created"]
         reconciled = self.reconcile()
+        self.generation = None  # the next tick copies what Redis now holds
         result = {"users_restored": len(self.users), "tokens_restored": len(self.tokens),
                   "subscriptions_created": len(created), **reconciled}  # fmt: skip
         log.warning("redis_wipe_recovered", **result)

@@ -7,6 +7,7 @@ checking an item costs no Redis round trip.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -78,7 +79,7 @@ def remove(conn: redis.Redis, subscription_id: str) -> None:
 
 def mark(conn: redis.Redis) -> None:
     """Record that the registry is set up (the generation marker, kept if already there)."""
-    conn.set(GENERATION_KEY, str(time.time()), nx=True)
+    conn.set(GENERATION_KEY, secrets.token_hex(8), nx=True)
 
 
 def load_all(conn: redis.Redis) -> list[Subscription]:

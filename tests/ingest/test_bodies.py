@@ -21,7 +21,7 @@ from rq import Queue
 from structlog.testing import capture_logs
 
 from ingest import bodies
-from ingest.app import BODIES
+from ingest.app import BODIES, SETTINGS
 from tests.ingest import payloads as p
 
 Client = TestClient[web.Request, web.Application]
@@ -112,6 +112,18 @@ class TestBudget:
         assert queue.count == 1 and gate.in_flight == 0
         first_w.close()
         second_w.close()
+
+    async def test_a_compressed_body_reserves_the_size_limit(self, client: Client) -> None:
+        """It may decode to the limit, however short its Content-Length."""
+        gate = client.app[BODIES]
+        packed = gzip.compress(BODY)
+        _, writer = await connect(client)
+        writer.write(head(len(packed), Content_Encoding="gzip") + packed[:10])
+        await writer.drain()
+        await until(lambda: gate.in_flight > 0)
+        assert gate.in_flight == client.app[SETTINGS].max_body_bytes
+        writer.close()
+        await until(lambda: gate.in_flight == 0)
 
     async def test_one_body_is_let_in_even_over_the_budget(
         self, client: Client, queue: Queue

@@ -77,6 +77,19 @@ class TestKeeper:
         assert [e["event"] for e in logs] == ["redis_wiped", "redis_wipe_recovered"]
         assert kept.check() is None  # marked again
 
+    def test_a_wipe_someone_set_up_again_is_still_undone(self, redis_conn: redis.Redis) -> None:
+        """`ingest subscriptions ensure` run after the wipe writes a new marker before the
+        clock looks: the users and tokens are still restored, and ensure runs for them."""
+        set_up(redis_conn)
+        kept, rec = keeper(redis_conn)
+        kept.check()
+        redis_conn.flushdb()
+        registry.mark(redis_conn)  # a new generation
+        assert kept.check() is not None
+        assert rec.calls == ["ensure", "reconcile"]
+        assert {u.id for u in users.all_users(redis_conn)} == {ALICE.id, BOB.id}
+        assert kept.check() is None  # the new generation is adopted
+
     def test_what_was_written_since_the_wipe_wins(self, redis_conn: redis.Redis) -> None:
         set_up(redis_conn)
         kept, _ = keeper(redis_conn)
