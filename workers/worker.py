@@ -151,10 +151,12 @@ class IngestWorker(SimpleWorker):
 
         def prepare() -> Any:
             tries[0] += 1
+            if tries[0] > 1 and not self._still_ours(job, queue):
+                return None
             return self.prepare_execution(job)
 
         execution = self._until_redis("starting a job", prepare)
-        if tries[0] > 1 and not self._still_ours(job, queue):
+        if execution is None:
             return
         stop = threading.Event()
         beat = threading.Thread(
@@ -173,10 +175,9 @@ class IngestWorker(SimpleWorker):
         self._until_redis("idle state", lambda: self.set_state(WorkerStatus.IDLE))
 
     def _still_ours(self, job: Job, queue: Queue) -> bool:
-        """After an outage: whether the job is still waiting in the intermediate list for
-        this worker (maintenance elsewhere may have moved it back to the queue)."""
-        if self._until_redis("starting a job", lambda: self.connection.lpos(
-                queue.intermediate_queue_key, job.id)) is not None:  # fmt: skip
+        """After an outage: whether the job still waits in the intermediate list for this
+        worker (another's maintenance may have moved it back to the queue meanwhile)."""
+        if self.connection.lpos(queue.intermediate_queue_key, job.id) is not None:
             return True
         log.info("job_requeued_meanwhile", job_id=job.id)
         return False

@@ -11,19 +11,24 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from structlog.testing import capture_logs
 
+from core.settings import Settings
 from ingest.embedded_redis import RedisServer
 from tests.ingest.test_cli import configured
 from tests.workers.test_worker import HEARTBEAT_TTL, ROOT, wait_for
+from workers.worker import build_worker
 
 INGEST = str(Path(sys.executable).parent / "ingest")
 JOB = "tests.workers.crash_jobs.count_run"
@@ -127,3 +132,58 @@ class TestOutage:
         assert job.get_status() == "finished"
         assert job.retries_left == 2
         assert conn.llen(queue.intermediate_queue_key) == 0
+
+
+class TestBetweenDequeueAndStart:
+    """Redis goes away after the worker moved a job into the intermediate list and before it
+    starts it (an in-process worker, so that the moment can be chosen)."""
+
+    def run_with_outage(
+        self, server: RedisServer, before_halt: Callable[[redis.Redis, Job], None]
+    ) -> tuple[redis.Redis, Job, list[dict[str, Any]]]:
+        conn = redis.Redis.from_url(server.url)
+        job = queue_of(conn).enqueue(JOB, "between", retry=Retry(max=2))
+        worker = build_worker(Settings(redis_url=server.url, worker_heartbeat_ttl=4), conn)
+        start = worker.prepare_execution
+        halted = threading.Event()
+
+        def prepare(job: Job) -> Any:
+            if not halted.is_set():
+                before_halt(conn, job)
+                server.halt()
+                halted.set()
+            return start(job)
+
+        worker.prepare_execution = prepare  # type: ignore[method-assign]
+        with capture_logs() as logs:
+
+            def restart() -> None:  # once the worker has seen Redis gone
+                halted.wait(30)
+                assert wait_for(lambda: any(e["event"] == "worker_redis_unavailable"
+                                            for e in list(logs)), 30)  # fmt: skip
+                server.start()
+
+            restarter = threading.Thread(target=restart)
+            restarter.start()
+            worker.work(burst=True, logging_level="ERROR")
+            restarter.join(30)
+        return conn, Job.fetch(job.id, connection=conn, serializer=JSONSerializer), logs
+
+    @pytest.mark.timeout(90)
+    def test_the_worker_starts_it_once_redis_is_back(self, server: RedisServer) -> None:
+        conn, job, _ = self.run_with_outage(server, lambda conn, job: None)
+        assert conn.get("test:runs:between") == b"1"
+        assert job.get_status() == "finished" and job.retries_left == 2
+        assert conn.llen(queue_of(conn).intermediate_queue_key) == 0
+
+    @pytest.mark.timeout(90)
+    def test_a_job_requeued_meanwhile_is_left_to_the_queue(self, server: RedisServer) -> None:
+        def requeue(conn: redis.Redis, job: Job) -> None:  # what another's maintenance does
+            queue = queue_of(conn)
+            assert conn.lrem(queue.intermediate_queue_key, 1, job.id) == 1
+            conn.lpush(queue.key, job.id)
+
+        conn, job, logs = self.run_with_outage(server, requeue)
+        assert "job_requeued_meanwhile" in [e["event"] for e in logs]
+        assert conn.get("test:runs:between") == b"1"  # run once, from the queue
+        assert job.get_status() == "finished" and job.retries_left == 2
