@@ -36,6 +36,9 @@ _CONSENT_HINT = (
     "and a Teams application access policy for the organizer "
     "(New-CsApplicationAccessPolicy / Grant-CsApplicationAccessPolicy)"
 )
+# How a 403's message tells its two causes apart (`ingest doctor` reads them back).
+NO_POLICY_TEXT = "No Teams application access policy"
+NO_PERMISSION_TEXT = "Permission missing"
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -83,9 +86,9 @@ def forbidden(
     """The ledger text of a 403: the access policy's cmdlets or the permission to grant."""
     detail = detail.rstrip(".")
     if _NO_POLICY.search(message):
-        return f"{detail}. No Teams application access policy: {policy_fix(user_id, app_id)}"
+        return f"{detail}. {NO_POLICY_TEXT}: {policy_fix(user_id, app_id)}"
     if permission:
-        return f"{detail}. Permission missing: {permission_fix(permission)}"
+        return f"{detail}. {NO_PERMISSION_TEXT}: {permission_fix(permission)}"
     return f"{detail}. Access denied: {_CONSENT_HINT}"
 
 
