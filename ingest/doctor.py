@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 import redis
 
@@ -43,19 +42,22 @@ def collect(settings: Settings, handshake_limit: float = handshake.LIMIT_SECONDS
         out = config_check.check(settings, domains)
         out += store.answers(conn, settings.redis_url)
         out += store.persistence(conn)
-        admins, registry_problem = _admins(conn)
         out += guarded("graph token", graph_check.FIX_SIGN_IN, lambda: graph_check.token(session))
+        try:
+            admins: list[EciUser] | None = _admins(conn)
+        except redis.RedisError as exc:
+            admins, unread = None, f"cannot read the ECI users from Redis: {exc}"
         out += guarded(
             "permissions",
-            "see the detail",
+            graph_check.FIX_REACH,
             lambda: graph_check.permissions(session, domains, admins),
         )
-        if admins is None:
-            out.append(registry_problem)
+        if admins is None:  # whose access policy to check is unknown
+            out.append(failed("access policy", unread, store.FIX_UNREACHABLE))
         else:
             out += guarded(
                 "access policy",
-                "see the detail",
+                graph_check.FIX_REACH,
                 lambda: graph_check.access_policy(session, admins),
             )
         out += guarded(
@@ -73,17 +75,14 @@ def collect(settings: Settings, handshake_limit: float = handshake.LIMIT_SECONDS
         conn.close()
 
 
-def _admins(conn: redis.Redis) -> tuple[list[EciUser] | None, Check]:
-    """The ECI users an admin added (their meetings are read with the app's permissions)."""
-    try:
-        return [u for u in users.all_users(conn) if u.source == "admin"], failed("", "", "")
-    except redis.RedisError as exc:
-        return None, failed(
-            "access policy", f"cannot read the ECI users from Redis: {exc}", store.FIX_UNREACHABLE
-        )
+def _admins(conn: redis.Redis) -> list[EciUser]:
+    """The ECI users an admin added: their meetings are read with the app's permissions."""
+    return [u for u in users.all_users(conn) if u.source == "admin"]
 
 
-def _subscriptions(settings: Settings, conn: redis.Redis, session: Any) -> list[Check]:
+def _subscriptions(
+    settings: Settings, conn: redis.Redis, session: graph_check.GraphSession
+) -> list[Check]:
     if session.client is None or session.problem:
         return [
             failed(subscriptions_check.NAME, session.problem, "fix the 'graph token' check first")

@@ -236,10 +236,10 @@ class TestSubscriptions:
 class TestUnreachable:
     """Graph and the public URL unreachable: FAIL lines naming them, never a traceback."""
 
-    def test_graph_and_receiver_down(self, redis_url: str) -> None:
+    def test_everything_down(self) -> None:
         port = free_port()
         settings = Settings(
-            redis_url=redis_url, public_url=f"http://127.0.0.1:{free_port()}",
+            redis_url=f"redis://:redis-secret-value@127.0.0.1:{free_port()}/0", public_url=f"http://127.0.0.1:{free_port()}",
             graph_tenant_id="aaaaaaaa-1111-2222-3333-444444444444", graph_client_id="app",
             graph_client_secret="graph-secret-value", graph_base_url=f"https://127.0.0.1:{port}/v1.0",
             graph_authority=f"https://127.0.0.1:{port}", internal_domains=("contoso.com",),
@@ -253,6 +253,8 @@ class TestUnreachable:
             assert not found[name].ok and "no app token" in found[name].detail
         assert found["handshake /graph/notifications"].detail.startswith("cannot reach")
         assert not found["salesforce sign-in"].ok
+        assert not found["redis"].ok and not found["redis persistence"].ok
+        assert found["access policy"].detail.startswith("cannot read the ECI users from Redis")
         assert "secret-value" not in "\n".join(c.line() for c in checks)
 
     def test_refused_secret(self, redis_url: str, tmp_path: Path) -> None:

@@ -134,6 +134,12 @@ class TestSettings:
         assert "secret-value" not in check.line()
 
 
+def test_lines() -> None:
+    assert Check("settings", True, "all set").line() == "ok    settings: all set"
+    line = Check("redis", False, "Redis does not answer", "check REDIS_URL").line()
+    assert line == "FAIL  redis: Redis does not answer -- fix: check REDIS_URL"
+
+
 def test_an_unexpected_error_is_a_failed_line() -> None:
     def broken() -> list[Check]:
         raise KeyError("surprise")
