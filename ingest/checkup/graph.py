@@ -30,7 +30,7 @@ FIX_SIGN_IN = (
     "and that GRAPH_AUTHORITY is reachable"
 )
 FIX_REACH = "make Graph reachable, then run `ingest doctor` again"
-# Application permission -> the read that proves it (`None`: one per admin-added user).
+# Application permission -> the read that proves it: once, or as an admin-added user.
 _APP_WIDE: dict[str, Callable[[GraphClient], int]] = {
     probes.CALL_RECORDS: probes.call_records,
     probes.USERS: probes.users,
@@ -68,12 +68,16 @@ def token(session: GraphSession) -> list[Check]:
         session.client = GraphClient(s)
     except ConfigurationError as exc:
         session.problem = f"not checked: the Graph app is not configured ({exc})"
-        return [failed("graph token", f"cannot sign in: {exc}", FIX_SIGN_IN)]
+        fix = "set GRAPH_TENANT_ID, GRAPH_CLIENT_ID and GRAPH_CLIENT_SECRET (or a certificate)"
+        return [failed("graph token", f"cannot sign in: {exc}", fix)]
     try:
         raw = session.client.access_token()
     except UpstreamError as exc:
         return [failed("graph token", str(exc), FIX_SIGN_IN)]
-    claims: dict[str, Any] = jwt.decode(raw, options={"verify_signature": False})
+    try:  # read, not verified: the roles only name what a refusal means
+        claims: dict[str, Any] = jwt.decode(raw, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        claims = {}
     roles = claims.get("roles")
     session.roles = frozenset(str(r) for r in roles) if isinstance(roles, list) else None
     session.problem = ""
@@ -136,7 +140,8 @@ def _per_user(session: GraphSession, permission: str, admins: list[EciUser]) -> 
                 why = f"Graph answered the read of {user.upn}'s with 400"
                 break
             return _refused(session, permission, exc)
-        return passed(f"permission {permission}", f"granted: the read of {user.upn}'s answered")
+        granted = f"granted: Graph answered the read for {user.upn}"
+        return passed(f"permission {permission}", granted)
     if session.roles is not None and _holds(session.roles, permission):
         return passed(f"permission {permission}", f"in the app token's roles ({why})")
     return failed(
@@ -189,7 +194,8 @@ def access_policy(session: GraphSession, admins: list[EciUser]) -> list[Check]:
         except UpstreamError as exc:
             text = str(exc)
             if NO_POLICY_TEXT in text:
-                detail = f"Graph refused the app {user.upn}'s meetings: " + text.split(". ")[0]
+                refusal = text.split(". ")[0]
+                detail = f"Graph refused the app a read of {user.upn}'s meetings: {refusal}"
                 out.append(failed(name, detail, policy_fix(user.id, app_id)))
             elif text.startswith("Graph 403"):
                 out.append(

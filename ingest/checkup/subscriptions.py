@@ -45,7 +45,8 @@ def check(
         return [failed(NAME, "; ".join(problems), FIX)]
     lefts = [s["expires_in_seconds"] for s in held if s["expires_in_seconds"] is not None]
     nearest = f", the nearest expires in {min(lefts) // 60} min" if lefts else ""
-    return [passed(NAME, f"{len(held)} held in Graph and renewing{nearest}")]
+    detail = f"{len(held)} held in Graph, none expiring or failing to renew{nearest}"
+    return [passed(NAME, detail)]
 
 
 def _same(a: str, b: str) -> bool:
