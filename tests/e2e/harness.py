@@ -105,7 +105,15 @@ class Stack:
 
     async def _stop(self) -> None:
         for runner in reversed(self._runners):
+            server = runner.server
+            transports = [c.transport for c in server.connections] if server else []
             await runner.cleanup()
+            # A client that still holds a connection (azure-identity's, after a refused token
+            # request) never answers TLS close_notify: abort instead of leaving it open.
+            for transport in transports:
+                if transport is not None:
+                    transport.abort()
+        await asyncio.sleep(0.02)  # let the aborted transports' close callbacks run
 
     # the emulator's control routes -------------------------------------------------------
     def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
