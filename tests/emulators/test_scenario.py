@@ -50,6 +50,7 @@ class TestParse:
         assert s.policy == {} and s.salesforce == {}
         assert s.users[1].eci is False
         assert m.transcript is None and m.transcript_ready_after_s == 0 and m.recording is False
+        assert m.transcripts == () and m.callrecord_after_s == 0
         assert m.start == dt.datetime(2026, 11, 20, 15, tzinfo=dt.UTC)
 
     def test_organizer_always_takes_part(self) -> None:
@@ -130,6 +131,8 @@ BAD = [
     ("meetings.0.transcript", "hello", r"meetings\[0\].transcript: WebVTT must start"),
     ("meetings.0.transcript_ready_after_s", -1, r"transcript_ready_after_s: must not be negative"),
     ("meetings.0.transcript_ready_after_s", "8", r"transcript_ready_after_s: must be a number"),
+    ("meetings.0.transcripts", "WEBVTT\n", r"meetings\[0\].transcripts: must be a list"),
+    ("meetings.0.callrecord_after_s", -1, r"callrecord_after_s: must not be negative"),
     ("meetings.0.recording", 1, r"meetings\[0\].recording: must be true or false"),
     ("meetings.0.participants.1", {"name": "X"}, r"participants\[1\]: needs one of upn, email"),
     ("meetings.0.participants.1", {"upn": "bob@contoso.com", "phone": "+14255550100"},
