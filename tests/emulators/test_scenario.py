@@ -267,6 +267,8 @@ class TestDefaultScenario:
         long = by_id["m-009"].transcript or ""
         assert len(long) > 131_072 and "NOTE" in long and "<v " in long
         assert by_id["m-012"].transcript_ready_after_s >= 5
+        assert len(by_id["m-019"].transcripts) == 2  # transcription stopped and restarted
+        assert by_id["m-011"].callrecord_after_s >= 3  # the transcript comes first, live
         kinds = {p.kind for m in s.meetings for p in m.participants}
         assert kinds == {"user", "external", "phone", "guest"}
         twice = by_id["m-014"].participants
