@@ -62,12 +62,13 @@ def load(conn: redis.Redis, meeting_key: str) -> ResolvedMeeting | None:
     return from_json(raw) if isinstance(raw, bytes) else None
 
 
-def enqueue_push(queue: Queue, meeting_key: str) -> str:
-    """Queue the Salesforce push for the meeting; returns the job id."""
+def enqueue_push(queue: Queue, meeting_key: str, transcripts: int = 0) -> str:
+    """Queue the Salesforce push for the meeting; returns the job id. A push again, with
+    more `transcripts` than the first, is a job of its own."""
     job = queue.enqueue(
         PUSH_FUNCTION,
         meeting_key,
-        job_id=f"push-{meeting_key}",
+        job_id=f"push-{meeting_key}" + (f"-t{transcripts}" if transcripts else ""),
         job_timeout=defaults.JOB_TIMEOUT_SECONDS,
         result_ttl=defaults.JOB_RESULT_TTL_SECONDS,
         retry=Retry(max=len(PUSH_RETRY_INTERVALS), interval=list(PUSH_RETRY_INTERVALS)),

@@ -90,10 +90,14 @@ def push_meeting(meeting_key: str) -> dict[str, str]:
     """Write an eligible meeting with its transcript to Salesforce (workers.salesforce.stage)."""
     ctx = current()
     ledger = Ledger(ctx.redis)
-    if ledger.meeting(meeting_key).get("outcome") == "pushed":
+    state = ledger.meeting(meeting_key)
+    meeting = handoff.load(ctx.redis, meeting_key)
+    written = int(state.get("written_transcripts") or 1)
+    if state.get("outcome") == "pushed" and (
+        meeting is None or len(meeting.transcripts) <= written
+    ):
         _fill_call_record(ledger, meeting_key)  # a retry after the fill-in failed
         return {"meeting_key": meeting_key, "action": "already pushed"}
-    meeting = handoff.load(ctx.redis, meeting_key)
     if meeting is None:
         ledger.error(meeting_key, "the resolved meeting expired before it was pushed")
         ledger.set_outcome(meeting_key, "failed", "resolved meeting missing")
@@ -120,6 +124,7 @@ def push_meeting(meeting_key: str) -> dict[str, str]:
         salesforce_ids=ids,
         stage="done",
         written_call_record_id=meeting.call_record_id,
+        written_transcripts=len(meeting.transcripts),
     )
     ledger.set_outcome(meeting_key, "pushed", "written to Salesforce")
     log.info("meeting_pushed", meeting_key=meeting_key)

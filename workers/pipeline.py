@@ -250,14 +250,46 @@ class Pipeline:
             chosen = self._transcript_ids(key)
             if not self._needs_transcript(key):
                 if chosen and tid not in chosen:
-                    # Made after the meeting was written (transcription restarted late).
-                    self.ledger.event(key, "transcript made after the meeting was handed off: "
-                                      "not written", transcript_id=tid)  # fmt: skip
+                    return self._late_transcript(key, tid, listed)
                 return self._summary(key, "already handled")
             if chosen and tid not in chosen:
                 self.ledger.clear(key, "transcript_ids")  # one more was made: list again
                 listed = None
             return self._transcript_stage(key, listed)
+
+    def _late_transcript(
+        self, key: str, tid: str, listed: list[dict[str, Any]] | None
+    ) -> dict[str, str]:
+        """A transcript made after the meeting was handed off (transcription restarted near
+        the end, or ready only after the meeting was decided): fetch it (the others are
+        stored) and hand the meeting off again, so that it is written with every one."""
+        state = self.ledger.meeting(key)
+        handed = state.get("outcome") == "pushed" or (
+            state.get("push_enqueued_at") and state.get("outcome") not in SETTLED | {"failed"}
+        )
+        organizer_id, om_id = state.get("organizer_id"), state.get("online_meeting_id")
+        if state.get("decision") != "eligible" or not handed or not organizer_id or not om_id:
+            return self._summary(key, "already handled")
+        if listed is None:
+            listed = self.api.transcripts(organizer_id, om_id)
+        chosen = self._transcript_ids(key)
+        start, end = times.parse(state.get("start")), times.parse(state.get("end"))
+        fresh = [t for t in transcripts.select(listed, start, end) if t not in chosen]
+        if tid not in fresh:  # another occurrence's, or not listed: nothing of this meeting's
+            return self._summary(key, "already handled")
+        for new in fresh:
+            if transcripts.stored(self.conn, key, new) is None:
+                vtt = self.api.transcript_content(organizer_id, om_id, new)
+                if vtt is None:  # the notification's job is retried
+                    raise NotFound(f"transcript {new} is listed but not readable yet (404)")
+                transcripts.store(self.conn, key, new, vtt)
+                self.ledger.event(key, "transcript fetched", transcript_id=new,
+                                  characters=len(vtt))  # fmt: skip
+        self.ledger.update(key, transcript_ids=chosen + fresh)
+        self.ledger.claim([("tr", t) for t in fresh], key)
+        self.ledger.event(key, "transcript made after the hand-off: handing off again",
+                          transcript_id=tid)  # fmt: skip
+        return self._hand_off(key, again=True)
 
     def _same_occurrence(self, key: str, created: datetime | None) -> bool:
         """Whether a transcript created at `created` belongs to the decided meeting `key`: made
@@ -403,9 +435,10 @@ class Pipeline:
         self.ledger.event(key, f"{why}: re-check in {delay:g} s", attempt=attempts)
         return self._summary(key, "awaiting transcript")
 
-    def _hand_off(self, key: str) -> dict[str, str]:
+    def _hand_off(self, key: str, again: bool = False) -> dict[str, str]:
+        """Save the resolved meeting and queue its push (`again`: with more transcripts)."""
         state = self.ledger.meeting(key)
-        if state.get("push_enqueued_at") or state.get("outcome") in SETTLED:
+        if not again and (state.get("push_enqueued_at") or state.get("outcome") in SETTLED):
             return self._summary(key, "already handed off")
         texts = tuple(
             ResolvedTranscript(id=tid, vtt=transcripts.stored(self.conn, key, tid) or "")
@@ -429,7 +462,7 @@ class Pipeline:
         )
         handoff.save(self.conn, meeting)
         # Queue first, mark second: a crash in between re-queues the same job id, harmlessly.
-        job_id = handoff.enqueue_push(self.queue, key)
+        job_id = handoff.enqueue_push(self.queue, key, len(texts) if again else 0)
         self.ledger.update(key, stage="ready", push_enqueued_at=datetime.now(UTC))
         self.ledger.clear(key, "next_check_at")
         self.ledger.event(key, "ready: handed to the Salesforce stage", job_id=job_id)

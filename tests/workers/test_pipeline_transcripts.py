@@ -11,6 +11,7 @@ import redis
 from rq import Queue
 
 from tests.workers.fake_graph import FakeMeeting
+from tests.workers.test_jobs import ctx, run_all
 from tests.workers.test_pipeline import (
     cr_payload,
     external_meeting,
@@ -20,7 +21,7 @@ from tests.workers.test_pipeline import (
 )
 from workers import handoff, transcripts
 
-__all__ = ["queue", "world"]
+__all__ = ["ctx", "queue", "world"]
 
 SECOND = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n<v Carol Diaz>After the break.</v>\n"
 THIRD = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n<v Alice Adams>Last words.</v>\n"
@@ -142,3 +143,74 @@ class TestSelect:
         when = at(start) if start else None
         until = at(end) if end else None
         assert transcripts.select(items, when, until) == chosen
+
+
+class TestThroughWorkers:
+    """The jobs around the two late arrivals: a transcript made after the meeting was written
+    is written too (the first not fetched again), and a late callRecord fills in its id once."""
+
+    @pytest.fixture
+    def stage(self, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+        calls: dict[str, list[Any]] = {"push": [], "fill": []}
+
+        def push(meeting: Any) -> dict[str, str]:
+            calls["push"].append([t.id for t in meeting.transcripts])
+            return {"meeting": "a01"}
+
+        monkeypatch.setattr("workers.salesforce.stage.push", push)
+        monkeypatch.setattr(
+            "workers.salesforce.stage.set_call_record",
+            lambda key, cr_id: calls["fill"].append((key, cr_id)),
+        )
+        return calls
+
+    def _wire(self, graph: Any, conn: redis.Redis, ctx: Any, monkeypatch: Any) -> Queue:
+        from rq.serializers import JSONSerializer
+
+        from workers import jobs
+        from workers.pipeline import Pipeline
+
+        q = Queue("ingest", connection=conn, serializer=JSONSerializer)
+        monkeypatch.setattr(jobs, "pipeline", lambda c=None: Pipeline(
+            conn, ctx.settings, lambda: graph, q))  # fmt: skip
+        return q
+
+    def test_transcript_after_the_push(
+        self, ctx: Any, redis_conn: redis.Redis, monkeypatch: Any, stage: dict[str, list[Any]]
+    ) -> None:
+        from tests.workers.fake_graph import FakeGraph
+
+        m = external_meeting()
+        graph = FakeGraph(m)
+        q = self._wire(graph, redis_conn, ctx, monkeypatch)
+        q.enqueue("workers.jobs.handle_notification", cr_payload(m))
+        run_all(redis_conn)
+        assert stage["push"] == [ids_of(m)]
+        m.more = (SECOND,)
+        late = dict(tr_payload(m), ids={**tr_payload(m)["ids"], "transcriptId": ids_of(m)[1]})
+        spent = graph.total
+        for _ in range(2):  # delivered twice: written once
+            q.enqueue("workers.jobs.handle_notification", late)
+            run_all(redis_conn)
+        assert stage["push"] == [ids_of(m)[:1], ids_of(m)]
+        assert graph.total - spent == 2  # the list and the new transcript's content
+        assert graph.served[m.key] == 2 and graph.served[ids_of(m)[0]] == 1
+
+    def test_call_record_after_the_push(
+        self, ctx: Any, redis_conn: redis.Redis, monkeypatch: Any, stage: dict[str, list[Any]]
+    ) -> None:
+        from tests.workers.fake_graph import FakeGraph
+        from workers.ledger import Ledger
+
+        m = external_meeting(no_call_record=True)
+        q = self._wire(FakeGraph(m), redis_conn, ctx, monkeypatch)
+        q.enqueue("workers.jobs.handle_notification", tr_payload(m))
+        run_all(redis_conn)
+        assert len(stage["push"]) == 1 and stage["fill"] == []
+        m.no_call_record = False
+        for change in ("created", "updated", "created"):
+            q.enqueue("workers.jobs.handle_notification", cr_payload(m, change))
+            run_all(redis_conn)
+        key = Ledger(redis_conn).find(m.call_record_id)
+        assert stage["fill"] == [(key, m.call_record_id)]
+        assert len(stage["push"]) == 1
