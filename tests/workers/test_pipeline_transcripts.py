@@ -214,3 +214,19 @@ class TestThroughWorkers:
         key = Ledger(redis_conn).find(m.call_record_id)
         assert stage["fill"] == [(key, m.call_record_id)]
         assert len(stage["push"]) == 1
+
+
+class TestHandOffFormat:
+    """A resolved meeting saved before meetings had several transcripts still loads, as one."""
+
+    def test_saved_with_one_transcript(self) -> None:
+        import json
+
+        old = {"meeting_key": "k", "online_meeting_id": None, "call_record_id": None,
+               "subject": "s", "start": "2026-11-20T15:00:00+00:00",
+               "end": "2026-11-20T15:30:00+00:00", "organizer_email": "a@contoso.com",
+               "reason": "solo_eci_user", "participants": [], "transcript_id": "t-1",
+               "transcript_vtt": "WEBVTT\n", "recording_url": None}  # fmt: skip
+        meeting = handoff.from_json(json.dumps(old))
+        assert [(t.id, t.vtt) for t in meeting.transcripts] == [("t-1", "WEBVTT\n")]
+        assert handoff.from_json(handoff.to_json(meeting)) == meeting
