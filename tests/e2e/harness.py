@@ -69,6 +69,7 @@ class Stack:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runners: list[web.AppRunner] = []
+        self.graph_app: web.Application | None = None
 
     # lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Stack:
@@ -95,6 +96,7 @@ class Stack:
     async def _start(self) -> None:
         graph = create_graph(self.world, clock=self.clock, faults=self.faults,
                              options=self.options, ca_dir=self.ca_dir)  # fmt: skip
+        self.graph_app = graph  # tests shrink its page sizes (emulators.graph.data)
         receiver = create_receiver(self.settings)
         for app, port, tls in ((graph, self.graph_port, server_context(self.ca_dir)),
                                (receiver, self.receiver_port, None)):  # fmt: skip
