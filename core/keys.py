@@ -49,6 +49,7 @@ JOB_NOTIFICATION = "workers.jobs.handle_notification"
 JOB_LIFECYCLE = "workers.jobs.handle_lifecycle"
 JOB_PUSH_MEETING = "workers.jobs.push_meeting"
 JOB_CHECK_TRANSCRIPT = "workers.jobs.check_transcript"
+JOB_FILL_CALL_RECORD = "workers.jobs.fill_call_record"
 
 
 def key(*parts: str) -> str:
