@@ -11,7 +11,8 @@ So each body:
   "a non-2xx or a timeout triggers retries with exponential backoff for up to 4 h"
   (reference/graph.md);
 - must arrive whole within `timeout` seconds (Graph sends a body at once): a stalled one
-  is answered `408` and its connection closed, not left to linger;
+  gets its connection closed, without an answer (DESIGN §3.2 lists every status a
+  notification may get, and a sender that stalls reads none), not left to linger;
 - that cannot be decoded (a `Content-Encoding` the bytes do not match) is a `400`; a
   client that drops mid-body gets nothing. Both log one INFO line, never an ERROR.
 
@@ -89,7 +90,7 @@ class BodyGate:
                 return await self._chunks(request, limit)
         except TimeoutError:
             log.info("body_timeout", seconds=self.timeout)
-            return Unread(408, f"body not received within {self.timeout:g} s")
+            return Unread(0, f"body not received within {self.timeout:g} s")
         except web.RequestPayloadError as exc:  # aiohttp's wrapper of a decoding error
             log.info("body_undecodable", encoding=request.headers.get("Content-Encoding", ""),
                      error=str(exc.__cause__ or exc)[:200])  # fmt: skip

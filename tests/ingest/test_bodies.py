@@ -1,6 +1,6 @@
 """Bodies under a deadline and a budget (ingest/bodies.py), over raw TCP on a real port.
 
-A stalled body is answered 408 and its connection closed; past the byte budget a body is
+A stalled body has its connection closed without an answer; past the byte budget a body is
 refused 503 (Graph retries); a body that does not match its Content-Encoding is 400; a
 client that drops mid-body logs one INFO line. None of them logs an ERROR.
 """
@@ -61,17 +61,15 @@ def errors(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class TestDeadline:
-    async def test_a_stalled_body_is_answered_408_and_closed(self, client: Client) -> None:
+    async def test_a_stalled_body_is_closed_without_an_answer(self, client: Client) -> None:
         client.app[BODIES].timeout = 0.5
         reader, writer = await connect(client)
-        started = time.monotonic()
         with capture_logs() as logs:
             writer.write(head(len(BODY)) + BODY[: len(BODY) // 2])  # then nothing more
             await writer.drain()
+            # Closed at the deadline: within 5 s, not after aiohttp's ten of lingering.
             got = await answer_then_close(reader, 5.0)
-        assert got.startswith(b"HTTP/1.1 408 ")
-        # Closed at the deadline, not after aiohttp's ten seconds of lingering.
-        assert time.monotonic() - started < 3.0
+        assert got == b""  # no status DESIGN §3.2 does not list
         assert [e["event"] for e in logs if e["event"].startswith("body_")] == ["body_timeout"]
         assert not errors(logs)
         writer.close()
