@@ -23,13 +23,14 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from rq import Queue, Retry
+from rq import Queue
 from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
 
 from core import defaults, keys
 from ingest.bounded import Slicer
 from ingest.notifications import Item
+from workers import retries
 
 JOB_FUNCTIONS = {
     "callRecords": keys.JOB_NOTIFICATION,
@@ -120,14 +121,8 @@ def dedupe_digest(item: Item, canonical: str | None = None) -> str:
 
 
 def job_options() -> dict[str, Any]:
-    """The RQ options every notification job gets."""
-    return {
-        "timeout": defaults.JOB_TIMEOUT_SECONDS,
-        "result_ttl": defaults.JOB_RESULT_TTL_SECONDS,
-        "retry": Retry(
-            max=len(defaults.JOB_RETRY_INTERVALS), interval=list(defaults.JOB_RETRY_INTERVALS)
-        ),
-    }
+    """The RQ options every notification job gets (workers/retries.py builds them)."""
+    return retries.create_options()
 
 
 def template_commands(queue: Queue, function: str) -> list[tuple[Any, ...]]:

@@ -12,16 +12,16 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from rq import Queue, Retry
+from rq import Queue
 
-from core import defaults, keys
+from core import keys
+from workers import retries
 from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
 
 PREFIX = keys.RESOLVED
 KEEP_SECONDS = 30 * 24 * 3600
 PUSH_FUNCTION = keys.JOB_PUSH_MEETING
 FILL_FUNCTION = keys.JOB_FILL_CALL_RECORD
-PUSH_RETRY_INTERVALS = (10, 60, 300)
 
 
 def resolved_key(meeting_key: str) -> str:
@@ -69,9 +69,7 @@ def enqueue_push(queue: Queue, meeting_key: str, transcripts: int = 0) -> str:
         PUSH_FUNCTION,
         meeting_key,
         job_id=f"push-{meeting_key}" + (f"-t{transcripts}" if transcripts else ""),
-        job_timeout=defaults.JOB_TIMEOUT_SECONDS,
-        result_ttl=defaults.JOB_RESULT_TTL_SECONDS,
-        retry=Retry(max=len(PUSH_RETRY_INTERVALS), interval=list(PUSH_RETRY_INTERVALS)),
+        **retries.options(),
     )
     return str(job.id)
 
@@ -82,8 +80,6 @@ def enqueue_fill(queue: Queue, meeting_key: str) -> str:
         FILL_FUNCTION,
         meeting_key,
         job_id=f"callrecord-{meeting_key}",
-        job_timeout=defaults.JOB_TIMEOUT_SECONDS,
-        result_ttl=defaults.JOB_RESULT_TTL_SECONDS,
-        retry=Retry(max=len(PUSH_RETRY_INTERVALS), interval=list(PUSH_RETRY_INTERVALS)),
+        **retries.options(),
     )
     return str(job.id)

@@ -16,7 +16,7 @@ from rq import Queue, get_current_job
 from rq.serializers import JSONSerializer
 
 from core.exceptions import ConfigurationError, UpstreamPermanent
-from workers import handoff
+from workers import handoff, retries
 from workers.context import WorkerContext, current
 from workers.graph.api import GraphApi
 from workers.graph.client import graph as graph_client
@@ -45,6 +45,7 @@ def pipeline(context: WorkerContext | None = None) -> Pipeline:
     return Pipeline(ctx.redis, ctx.settings, graph, queue, tokens=tokens)
 
 
+@retries.honoured
 def handle_notification(payload: dict[str, Any]) -> dict[str, str]:
     """A validated callRecord or transcript notification: resolve, decide, fetch, hand off."""
     ctx = current()
@@ -72,6 +73,7 @@ def handle_notification(payload: dict[str, Any]) -> dict[str, str]:
     return result
 
 
+@retries.honoured
 def check_transcript(meeting_key: str) -> dict[str, str]:
     """A scheduled re-check of a transcript that was not there yet."""
     work = pipeline()
@@ -84,6 +86,7 @@ def check_transcript(meeting_key: str) -> dict[str, str]:
     return result
 
 
+@retries.honoured
 def push_meeting(meeting_key: str) -> dict[str, str]:
     """Write an eligible meeting with its transcript to Salesforce (workers.salesforce.stage)."""
     ctx = current()
@@ -128,6 +131,7 @@ def push_meeting(meeting_key: str) -> dict[str, str]:
     return {"meeting_key": meeting_key, "action": "pushed", **ids}
 
 
+@retries.honoured
 def fill_call_record(meeting_key: str) -> dict[str, str]:
     """Fill in Call_Record_Id__c of a meeting pushed before its callRecord arrived."""
     filled = _fill_call_record(Ledger(current().redis), meeting_key)
@@ -150,6 +154,7 @@ def _fill_call_record(ledger: Ledger, meeting_key: str) -> bool:
     return True
 
 
+@retries.honoured
 def handle_lifecycle(payload: dict[str, Any]) -> dict[str, str]:
     """A lifecycle notification: reauthorizationRequired renews the subscription (a PATCH also
     reauthorizes it); subscriptionRemoved re-creates what is missing; missed is logged (the

@@ -6,6 +6,9 @@ import time
 
 from rq import get_current_job
 
+from core.exceptions import UpstreamTransient
+from workers import retries
+
 
 def hang_first_time(name: str) -> int:
     job = get_current_job()
@@ -36,4 +39,15 @@ def stop_redis_first_time(name: str) -> int:
         job.connection.shutdown()
         return attempt
     job.connection.set(f"test:done:{name}", attempt)
+    return attempt
+
+
+@retries.honoured
+def throttled(name: str) -> int:
+    """Fails the first time as Graph does after its own retries: a 429 with Retry-After 7."""
+    job = get_current_job()
+    assert job is not None
+    attempt = int(job.connection.incr(f"test:attempts:{name}"))
+    if attempt == 1:
+        raise UpstreamTransient("Graph 429 while reading", retry_after=7.0)
     return attempt
