@@ -33,7 +33,7 @@ from rq.worker import WorkerStatus
 from core import defaults, logs
 from core.exceptions import UpstreamTransient
 from core.settings import Settings
-from workers import policy_config
+from workers import policy_config, usage
 from workers.context import WorkerContext, current, install, reset
 from workers.graph.api import GraphApi
 from workers.graph.client import graph
@@ -119,10 +119,11 @@ class IngestWorker(SimpleWorker):
         )
         beat.start()
         try:
-            self.perform_job(job, queue, execution)
+            ok = self.perform_job(job, queue, execution)
         finally:
             stop.set()
             beat.join(5)
+        usage.job_done(self.connection, ok)  # the ops page's throughput chart
         self.set_state(WorkerStatus.IDLE)
 
     def _beat(self, job: Job, execution: Any, stop: threading.Event) -> None:

@@ -19,6 +19,7 @@ import httpx
 from core.exceptions import Unauthorized, UpstreamError
 from core.settings import Settings
 from workers.graph.errors import translate
+from workers.usage import GRAPH, CallCounter
 
 T = TypeVar("T")
 SCOPES = ["https://graph.microsoft.com/.default"]
@@ -58,7 +59,8 @@ class GraphClient:
     """One msgraph GraphServiceClient on one event loop; `call` runs a request on it.
 
     Without `credential` it signs in as the app; `with_credential` builds a client for other
-    tokens (a connected user's) on the same loop, closed with this one.
+    tokens (a connected user's) on the same loop, closed with this one. Every request it
+    sends (retries included) is counted for the ops page (workers/usage.py).
     """
 
     def __init__(
@@ -66,8 +68,11 @@ class GraphClient:
         settings: Settings,
         credential: Any = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        counter: CallCounter | None = None,
     ) -> None:
         self.settings = settings
+        self._owns_counter = counter is None
+        self.counter = counter or CallCounter.for_settings(settings, GRAPH)
         self.timeout = httpx.Timeout(settings.graph_timeout_seconds, connect=10.0)
         self._owns_loop = loop is None
         self.loop = loop or asyncio.new_event_loop()
@@ -82,12 +87,16 @@ class GraphClient:
         except BaseException:  # a bad setting must not leak the loop
             if self._owns_loop:
                 self.loop.close()
+            if self._owns_counter:
+                self.counter.close()
             raise
 
     def with_credential(self, credential: Any) -> GraphClient:
         """A client on this one's loop whose requests carry `credential`'s tokens; it owns the
         credential and is closed when this client is."""
-        child = GraphClient(self.settings, credential=credential, loop=self.loop)
+        child = GraphClient(
+            self.settings, credential=credential, loop=self.loop, counter=self.counter
+        )
         self._children.append(child)
         return child
 
@@ -106,7 +115,9 @@ class GraphClient:
         verify: ssl.SSLContext | bool = True
         if self.settings.ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(self.settings.ca_bundle))
-        self._http = httpx.AsyncClient(verify=verify, timeout=self.timeout)
+        self._http = httpx.AsyncClient(
+            verify=verify, timeout=self.timeout, event_hooks={"response": [self._count]}
+        )
         # msgraph_core wraps the transport in one without aclose(): keep the real pool to close.
         self._pool = self._http._transport
         options = dict(sdk_options)
@@ -155,6 +166,9 @@ class GraphClient:
                 raise
             raise mapped from None
 
+    async def _count(self, response: httpx.Response) -> None:
+        self.counter.hit()
+
     def _reset(self) -> None:
         self._close_transport()
         self._build()
@@ -180,6 +194,8 @@ class GraphClient:
             _close(self._given_credential)
         if self._owns_loop:
             self.loop.close()
+        if self._owns_counter:
+            self.counter.close()
 
 
 def _close(credential: Any) -> None:
