@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import redis
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
-from multidict import MultiDictProxy
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -31,7 +30,7 @@ AUTH = web.AppKey("ops_auth", OpsAuth)
 SYNC_REDIS = web.AppKey("ops_redis", redis.Redis)
 MAX_FORM = 4096
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Form = MultiDictProxy[str | bytes | web.FileField]
+Form = Mapping[str, object]  # the posted form (a MultiDictProxy)
 
 
 def add_routes(

@@ -47,6 +47,11 @@ def e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def when(iso: str | None) -> str:
+    """An ISO timestamp to the second, as the page shows times (all UTC)."""
+    return (iso or "")[:19].replace("T", " ")
+
+
 def countdown(seconds: int | None) -> str:
     if seconds is None:
         return "unknown"
@@ -111,14 +116,16 @@ def _subscription(s: dict[str, Any]) -> str:
         state += f'<br><span class="muted">last error: {e(s["last_error"])}</span>'
     return (f'<tr><td><code>{e(s["id"])}</code><br><span class="muted">{e(s["resource"])}'
             f'</span></td><td>{e(s["kind"])}</td><td>{countdown(s["expires_in_seconds"])}</td>'
-            f'<td>{e(s["last_notification"] or "never")}</td><td>{state}</td></tr>')  # fmt: skip
+            f'<td>{e(when(s["last_notification"]) or "never")}</td><td>{state}</td>'
+            "</tr>")  # fmt: skip
 
 
 def _failed(j: FailedJob, csrf: str) -> str:
     return (f'<tr data-job="{e(j.id)}"><td><code>{e(j.id)}</code><br>{e(j.stage)}</td>'
             f"<td>{e(j.meeting or j.resource or '-')}</td>"
             f"<td><strong>{e(j.error_class or 'error')}</strong>: {e(j.error)}<br>"
-            f'<span class="muted">failed {j.attempts}x, last {e(j.last_failure)}</span></td>'
+            f'<span class="muted">failed {j.attempts}x, last {e(when(j.last_failure))}</span>'
+            "</td>"
             f"<td>{_form('/ops/requeue', csrf, 'Requeue', job_id=j.id)}</td></tr>")  # fmt: skip
 
 
@@ -129,7 +136,7 @@ def _meeting(m: dict[str, str]) -> str:
             f'<td>{e(m["decision"] or "-")}<br><span class="muted">'
             f'{e(m["explanation"] or m["reason"])}</span></td><td>{e(m["outcome"])}<br>'
             f'<span class="muted">{e(m["outcome_reason"])}</span></td>'
-            f'<td>{e(m["outcome_at"][:19].replace("T", " "))}</td></tr>')  # fmt: skip
+            f'<td>{e(when(m["outcome_at"]))}</td></tr>')  # fmt: skip
 
 
 def render(snap: Snapshot, csrf: str, nonce: str, note: str | None = None) -> str:
