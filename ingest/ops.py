@@ -28,7 +28,12 @@ log = structlog.get_logger("ingest.ops")
 
 AUTH = web.AppKey("ops_auth", OpsAuth)
 SYNC_REDIS = web.AppKey("ops_redis", redis.Redis)
+BUSY = web.AppKey("ops_busy", asyncio.Semaphore)
+FAILED_CACHE = web.AppKey("ops_failed_cache", ops_data.FailedCache)
 MAX_FORM = 4096
+# Page loads read Redis in at most this many threads at once, on as many connections: many
+# open tabs queue here instead of taking the threads other handlers (/metrics) use.
+CONCURRENT_READS = 2
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Form = Mapping[str, object]  # the posted form (a MultiDictProxy)
 
@@ -41,22 +46,39 @@ def add_routes(
     if settings.ops_token is None:
         return
     app[AUTH] = OpsAuth(settings.ops_token, (settings.public_url or "").startswith("https://"))
+    app[FAILED_CACHE] = ops_data.FailedCache()
 
     async def sync_redis(app: web.Application) -> AsyncIterator[None]:
-        # A few connections of its own: page reads never take the notification path's.
-        app[SYNC_REDIS] = redis.Redis.from_url(
+        # Connections of its own: page reads never take the notification path's.
+        pool = redis.BlockingConnectionPool.from_url(
             settings.redis_url, socket_timeout=5.0, socket_connect_timeout=1.0,
-            max_connections=4,
+            max_connections=CONCURRENT_READS + 1, timeout=10,
         )  # fmt: skip
+        app[SYNC_REDIS] = redis.Redis(connection_pool=pool)
+        app[BUSY] = asyncio.Semaphore(CONCURRENT_READS)
         yield
         app[SYNC_REDIS].close()
 
     app.cleanup_ctx.append(sync_redis)
     views = Views(settings_key, redis_key)
-    app.router.add_get("/ops", views.page)
-    app.router.add_post("/ops/login", views.login)
-    app.router.add_post("/ops/logout", views.signed_in(views.logout))
-    app.router.add_post("/ops/requeue", views.signed_in(views.requeue))
+    app.router.add_get("/ops", guarded(views.page))
+    app.router.add_post("/ops/login", guarded(views.login))
+    app.router.add_post("/ops/logout", guarded(views.signed_in(views.logout)))
+    app.router.add_post("/ops/requeue", guarded(views.signed_in(views.requeue)))
+
+
+def guarded(handler: Handler) -> Handler:
+    """A page that says Redis is down (503), rather than a 500, while it is."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except redis.RedisError as exc:
+            log.error("ops_redis_unavailable", error=type(exc).__name__, path=request.path)
+            body = "<p>Redis does not answer; nothing was read or changed. Try again later.</p>"
+            return _html(ops_page.page("Redis unavailable", body), 503)
+
+    return handle
 
 
 def _html(text: str, status: int = 200, nonce: str | None = None) -> web.Response:
@@ -157,7 +179,8 @@ class Views:
         queue = Queue(settings.queue, connection=request.app[SYNC_REDIS],
                       serializer=JSONSerializer)  # fmt: skip
         try:
-            await asyncio.to_thread(dlq.requeue, queue, [job_id])
+            async with request.app[BUSY]:
+                await asyncio.to_thread(dlq.requeue, queue, [job_id])
         except BadInput:
             return _see_page("gone")
         log.info("ops_requeued", job_id=job_id, via=who.via)

@@ -15,6 +15,8 @@ from typing import Any
 
 import redis
 from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
@@ -51,6 +53,34 @@ class Snapshot:
     story: str | None = None
     search_error: str | None = None
     notes: list[str] = field(default_factory=list)
+
+
+class FailedCache:
+    """Failed jobs as described once: describing one costs about five Redis round trips, and
+    a page polled every second would repeat them for jobs that have not changed. An entry is
+    keyed by the job's id and when its last run ended, so a job that failed again (after a
+    requeue) is described again; checking costs one pipelined round trip for the page."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str], dlq.FailedJob] = {}
+
+    def failed(self, conn: redis.Redis, queue: Queue, limit: int) -> list[dlq.FailedJob]:
+        ids = FailedJobRegistry(queue=queue).get_job_ids(0, limit - 1)
+        with conn.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(Job.key_for(job_id), "ended_at")
+            ended = pipe.execute()
+        wanted = [(job_id, (end or b"").decode()) for job_id, end in zip(ids, ended, strict=True)]
+        ledger = Ledger(conn)
+        for entry in wanted:
+            if entry not in self._known:
+                try:
+                    job = Job.fetch(entry[0], connection=conn, serializer=JSONSerializer)
+                except NoSuchJobError:
+                    continue  # requeued or expired since the registry was read
+                self._known[entry] = dlq.describe(job, ledger)
+        self._known = {entry: self._known[entry] for entry in wanted if entry in self._known}
+        return [self._known[entry] for entry in wanted if entry in self._known]
 
 
 def persistence_warning(conn: redis.Redis) -> str | None:
@@ -92,12 +122,17 @@ def _search(ledger: Ledger, search: str | None) -> tuple[str | None, str | None]
         return None, str(exc)
 
 
-def collect(settings: Settings, conn: redis.Redis, search: str | None = None) -> Snapshot:
+def collect(
+    settings: Settings,
+    conn: redis.Redis,
+    search: str | None = None,
+    cache: FailedCache | None = None,
+) -> Snapshot:
     now = datetime.now(UTC)
     queue = Queue(settings.queue, connection=conn, serializer=JSONSerializer)
     ledger = Ledger(conn)
     subs = health.subscriptions(conn, now)
-    failed = dlq.failed(conn, queue, MAX_FAILED)
+    failed = (cache or FailedCache()).failed(conn, queue, MAX_FAILED)
     workers = Worker.count(queue=queue)
     warnings = health.warnings(conn, now)
     if not subs:

@@ -26,7 +26,8 @@ STYLE = (
     "box-shadow:0 1px 3px rgba(0,0,0,.12)}section.wide{grid-column:1/-1}h2{font-size:15px;"
     "margin:4px 0 8px}table{border-collapse:collapse;width:100%}td,th{text-align:left;"
     "padding:3px 6px;border-bottom:1px solid #eee;vertical-align:top}th{font-weight:600}"
-    "code,pre{font-size:12px}pre{white-space:pre-wrap;background:#f7f7f9;padding:8px}"
+    "code,pre{font-size:12px}pre{white-space:pre-wrap;word-break:break-all;background:#f7f7f9;"
+    "padding:8px}"
     ".warn{color:#9a3b00}.ok{color:#1b6e20}.bad{color:#b00020}.muted{color:#666}"
     ".note{background:#fff6d6;padding:6px 24px}button{cursor:pointer}"
     ".signin{max-width:460px;margin:10vh auto;display:block}input[type=password]{width:100%;"
@@ -132,7 +133,8 @@ def _failed(j: FailedJob, csrf: str) -> str:
 def _meeting(m: dict[str, str]) -> str:
     link = f"/ops?meeting={quote(m['meeting_key'])}#story"
     return (f'<tr><td><a href="{e(link)}">{e(m["subject"] or "(no subject)")}</a><br>'
-            f'<code class="muted">{e(m["meeting_key"])}</code></td><td>{e(m["start"][:16])}</td>'
+            f'<code class="muted">{e(m["meeting_key"])}</code></td>'
+            f'<td>{e(when(m["start"])[:16])}</td>'
             f'<td>{e(m["decision"] or "-")}<br><span class="muted">'
             f'{e(m["explanation"] or m["reason"])}</span></td><td>{e(m["outcome"])}<br>'
             f'<span class="muted">{e(m["outcome_reason"])}</span></td>'

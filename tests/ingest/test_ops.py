@@ -21,6 +21,7 @@ from core.settings import Settings
 from ingest import health
 from ingest.app import create_app
 from ingest.ops_auth import COOKIE, session_key
+from ingest.ops_data import FailedCache
 from workers import registry, usage
 from workers.ledger import Ledger
 from workers.worker import build_worker
@@ -86,6 +87,23 @@ class TestOff:
             assert (await c.get("/ops", headers=headers)).status == 404
             for path in ("/ops/login", "/ops/logout", "/ops/requeue"):
                 assert (await c.post(path, data={"token": TOKEN})).status == 404
+
+
+class TestRedisDown:
+    """While Redis does not answer, the page says so with 503 (never a 500)."""
+
+    async def test_503(self, ops_settings: Settings) -> None:
+        async for c in _client(replace(ops_settings, redis_url="redis://127.0.0.1:1/0")):
+            bearer = {"Authorization": f"Bearer {TOKEN}"}
+            answers = (
+                await c.get("/ops", headers=bearer),
+                await c.get("/ops", cookies={COOKIE: "some-session"}),
+                await c.post("/ops/login", data={"token": TOKEN}),
+                await c.post("/ops/requeue", data={"job_id": "x"}, headers=bearer),
+            )
+            for resp in answers:
+                assert resp.status == 503, await resp.text()
+                assert "Redis does not answer" in await resp.text()
 
 
 class TestSignIn:
@@ -201,6 +219,19 @@ class TestRequeue:
                               headers={"Authorization": f"Bearer {TOKEN}"},
                               allow_redirects=False)  # fmt: skip
         assert resp.status == 303 and queue.job_ids == [failed_job]
+
+    def test_a_job_that_failed_again_is_described_again(
+        self, queue: Queue, redis_conn: redis.Redis, settings: Settings, failed_job: str
+    ) -> None:
+        cache = FailedCache()
+        [first] = cache.failed(redis_conn, queue, 50)
+        assert (first.id, first.attempts) == (failed_job, 1)
+        assert cache.failed(redis_conn, queue, 50) == [first]
+        FailedJobRegistry(queue=queue).requeue(failed_job)
+        assert cache.failed(redis_conn, queue, 50) == []
+        build_worker(settings, redis_conn).work(burst=True, logging_level="CRITICAL")
+        [again] = cache.failed(redis_conn, queue, 50)
+        assert (again.id, again.attempts) == (failed_job, 2)
 
     async def test_an_unknown_job(self, ops: Client, queue: Queue, failed_job: str) -> None:
         cookie, csrf = await sign_in(ops)
