@@ -149,7 +149,11 @@ class Views:
             return unauthorized()
         settings = request.app[self.settings_key]
         search = request.query.get("meeting", "").strip() or None
-        snap = await asyncio.to_thread(ops_data.collect, settings, request.app[SYNC_REDIS], search)
+        async with request.app[BUSY]:
+            snap = await asyncio.to_thread(
+                ops_data.collect, settings, request.app[SYNC_REDIS], search,
+                request.app[FAILED_CACHE],
+            )  # fmt: skip
         nonce = secrets.token_urlsafe(16)
         note = NOTES.get(request.query.get("note", ""))
         return _html(ops_page.render(snap, who.csrf or "", nonce, note), nonce=nonce)

@@ -286,6 +286,22 @@ class TestPanels:
                        "refresh-token-value", "RefreshToken"):  # fmt: skip
             assert secret not in body
 
+    async def test_a_failed_job_is_read_once_across_loads(
+        self, ops: Client, redis_conn: redis.Redis, failed_job: str
+    ) -> None:
+        """A page polled every second must stay cheap: the failed job's results stream (read
+        with XREVRANGE, by `ingest dlq`'s describe alone) is read at the first load only."""
+
+        def reads() -> int:
+            stats = redis_conn.info("commandstats").get("cmdstat_xrevrange", {})
+            return int(stats.get("calls", 0))
+
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        before = reads()
+        for _ in range(3):
+            assert failed_job in await (await ops.get("/ops", headers=bearer)).text()
+        assert reads() - before == 1
+
     async def test_an_unknown_meeting(self, ops: Client) -> None:
         resp = await ops.get("/ops?meeting=nope", headers={"Authorization": f"Bearer {TOKEN}"})
         body = await resp.text()

@@ -55,6 +55,22 @@ def _credential(settings: Settings) -> Any:
     )
 
 
+class CountingTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that counts every answered request (workers/usage.py)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, counter: CallCounter) -> None:
+        self.inner = inner
+        self.counter = counter
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        self.counter.hit()
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class GraphClient:
     """One msgraph GraphServiceClient on one event loop; `call` runs a request on it.
 
@@ -115,9 +131,10 @@ class GraphClient:
         verify: ssl.SSLContext | bool = True
         if self.settings.ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(self.settings.ca_bundle))
-        self._http = httpx.AsyncClient(
-            verify=verify, timeout=self.timeout, event_hooks={"response": [self._count]}
-        )
+        # Counted at the innermost transport: the SDK's retry handler sits above it, and
+        # Graph counts each retry against the app's throttling limits as well.
+        transport = CountingTransport(httpx.AsyncHTTPTransport(verify=verify), self.counter)
+        self._http = httpx.AsyncClient(timeout=self.timeout, transport=transport)
         # msgraph_core wraps the transport in one without aclose(): keep the real pool to close.
         self._pool = self._http._transport
         options = dict(sdk_options)
@@ -165,9 +182,6 @@ class GraphClient:
             if mapped is None:
                 raise
             raise mapped from None
-
-    async def _count(self, response: httpx.Response) -> None:
-        self.counter.hit()
 
     def _reset(self) -> None:
         self._close_transport()
