@@ -28,8 +28,8 @@ from workers import ledger as ledger_mod
 from workers import usage
 from workers.ledger import Ledger
 
-MEETING_FIELDS = ("subject", "start", "organizer_email", "decision", "reason", "explanation",
-                  "outcome", "outcome_reason", "outcome_at", "stage")  # fmt: skip
+MEETING_FIELDS = ("subject", "start", "decision", "reason", "explanation", "outcome",
+                  "outcome_reason", "outcome_at")  # fmt: skip
 MAX_SEARCH = 256
 MAX_FAILED = 50  # the page lists this many; `ingest dlq list` lists all
 
