@@ -5,13 +5,20 @@ bodies of items just under the item cap that are all dropped, and genuine 1 MiB 
 while another thread probes /healthz every 5 ms. Prints per kind the answer time (p50 and
 max), the slowest /healthz answer meanwhile and how much the receiver's log grew.
 
-    python bench/flood.py --port P [--log FILE] [--sub S --state C --tenant T]
+With `--pid`, then the slow-body flood (issue 12): 400 connections each send 90% of a
+1 MiB body and stall. Prints how the receiver answered them, how long until it had closed
+them all, and its RSS at the start, at the peak and one minute after.
+
+    python bench/flood.py --port P [--log FILE] [--pid PID] [--slow-only]
+                          [--sub S --state C --tenant T]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import selectors
+import socket
 import statistics
 import sys
 import threading
@@ -103,15 +110,91 @@ def run(port: int, log: Path | None, sub: str, state: str, tenant: str) -> None:
             lambda: _genuine(sub, state, tenant, 1024 * 1024 - 1), 5)  # fmt: skip
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def slow_bodies(port: int, pid: int, n: int = 400, size: int = 1024 * 1024,
+                after_s: float = 60.0, cap_s: float = 120.0) -> None:  # fmt: skip
+    """Open `n` connections that each send 90% of a `size` body and stall; report."""
+    start = rss_mb(pid)
+    peak = [start]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.1):
+            peak[0] = max(peak[0], rss_mb(pid))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    head = (f"POST /graph/notifications HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+            f"application/json\r\nContent-Length: {size}\r\n\r\n").encode()  # fmt: skip
+    part = b'{"value":[' + b" " * (size * 9 // 10)
+    t0 = time.monotonic()
+    open_: list[socket.socket] = []
+    refused_early = 0
+    for _ in range(n):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        try:
+            sock.sendall(head + part)
+        except OSError:  # answered and closed before the whole part went: a refusal
+            refused_early += 1
+        open_.append(sock)
+    sent_s = time.monotonic() - t0
+    statuses: Counter[str] = Counter()
+    sel = selectors.DefaultSelector()
+    for sock in open_:
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ, bytearray())
+    while sel.get_map() and time.monotonic() - t0 < cap_s:
+        for key, _ in sel.select(timeout=1.0):
+            sock, buf = key.fileobj, key.data
+            assert isinstance(sock, socket.socket)
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                data = b""
+            buf += data
+            if not data:  # closed by the receiver
+                sel.unregister(sock)
+                status = buf.split(b" ", 2)[1] if buf.startswith(b"HTTP/") else b"none"
+                statuses[status.decode()] += 1
+                sock.close()
+    closed_s = time.monotonic() - t0
+    still_open = len(sel.get_map())
+    for key in list(sel.get_map().values()):
+        sel.unregister(key.fileobj)
+        key.fileobj.close()  # type: ignore[union-attr]
+    at_close = rss_mb(pid)
+    time.sleep(after_s)  # the figure asked for is the RSS one minute later, not a condition
+    stop.set()
+    sampler.join()
+    print(f"slow-body flood: {n} connections x {len(part) / 1e6:.2f} MB of a {size / 1e6:.2f} MB "
+          f"body, then stalled; sent in {sent_s:.1f} s")  # fmt: skip
+    print(f"  answers {dict(statuses)}; still open after {cap_s:.0f} s: {still_open}; "
+          f"all closed by the receiver {closed_s:.1f} s after the first; refused while sending: "
+          f"{refused_early}")  # fmt: skip
+    print(f"  receiver RSS: start {start:.0f} MB, peak {peak[0]:.0f} MB, when all closed "
+          f"{at_close:.0f} MB, {after_s:.0f} s later {rss_mb(pid):.0f} MB")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", type=Path)
+    parser.add_argument("--pid", type=int, help="the receiver's pid: run the slow-body flood")
+    parser.add_argument("--slow-only", action="store_true")
     parser.add_argument("--sub", default="7f105c7d-2dc5-4530-97cd-4e7ae6534c07")
     parser.add_argument("--state", default="bench-client-state")
     parser.add_argument("--tenant", default="11111111-1111-1111-1111-111111111111")
     args = parser.parse_args()
-    run(args.port, args.log, args.sub, args.state, args.tenant)
+    if not args.slow_only:
+        run(args.port, args.log, args.sub, args.state, args.tenant)
+    if args.pid:
+        slow_bodies(args.port, args.pid)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ Starts its own redis-server, the product's receiver and ../shared/bench/floor_re
 then drives each in turn (interleaved, twice) from a separate process: single-item
 notifications at 32 connections, each for a new callRecord id, and 50-item batches.
 Prints notifications/s, p50/p99 latency and the ratio to the floor; then the receiver's
-bounds under hostile and large bodies (bench/flood.py), with its log written to a file.
-Each load also runs against the same receiver with the ops page polled once a second
-(`receiver+ops`, bench/ops_poll.py), to show what an open ops page costs notifications.
+bounds under hostile and large bodies (bench/flood.py), with its log written to a file, and
+its memory under the slow-body flood. Each load also runs against the same receiver with the
+ops page polled once a second (`receiver+ops`, bench/ops_poll.py), to show what an open ops
+page costs notifications.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def drive(port: int, batch: int) -> dict[str, float]:
 def main() -> int:
     with RedisServer() as srv, tempfile.NamedTemporaryFile(suffix=".log") as log:
         product_url, floor_url = f"{srv.url}/1", f"{srv.url}/2"
+        registry.mark(redis.Redis.from_url(product_url))  # set up, as `subscriptions ensure` does
         registry.save(
             redis.Redis.from_url(product_url),
             registry.Subscription(
@@ -147,6 +149,8 @@ def main() -> int:
             print(summary(pollers))
             print()
             flood.run(ports["receiver"], Path(log.name), SUB, STATE, TENANT)
+            print()
+            flood.slow_bodies(ports["receiver"], procs["receiver"].pid)
         finally:
             for proc in procs.values():
                 proc.terminate()

@@ -17,6 +17,10 @@ MAX_ITEMS_PER_REQUEST = 4096
 # Bodies up to this size are parsed on the event loop (at worst a few ms); larger ones in a
 # child process, so that no body can stall the loop for the tens of ms a 1 MiB parse costs.
 INLINE_PARSE_BYTES = 64 * 1024
+# A body must arrive whole within this time (Graph sends it at once; a stalled one gets 408),
+# and the bodies being read at once may reserve this many bytes in all (past it: 503).
+BODY_TIMEOUT_SECONDS = 5.0
+BODY_BUDGET_BYTES = 32 * 1024 * 1024
 SLICE_SECONDS = 0.002  # the longest the receiver's per-item loops run without yielding
 SECURITY_LOG_INTERVAL_SECONDS = 1.0  # at most one `security_event` per client this often
 DEDUPE_TTL_SECONDS = 6 * 3600  # Graph retries for up to 4 h; keep keys a little longer

@@ -13,6 +13,11 @@ PREFIX = "ingest"
 SUBSCRIPTION_IDS = f"{PREFIX}:subscriptions"  # set of subscription ids
 SUBSCRIPTION = f"{PREFIX}:subscription"  # + ":{id}": hash, one Subscription
 
+# Written by `Manager.ensure` (`ingest subscriptions ensure`, the clock's renewal pass); its
+# absence means Redis lost its data (or the product was never set up): the receiver answers
+# 503 to items of unknown subscriptions and the clock restores what it can (ingest/recovery.py).
+GENERATION = f"{PREFIX}:generation"
+
 # The ECI user registry (workers/users.py) and connected users' sealed tokens (core/vault.py).
 USERS = f"{PREFIX}:users"  # hash: directory id -> JSON EciUser
 TOKENS = f"{PREFIX}:tokens"  # + ":{user id}": a sealed msal token cache
@@ -52,6 +57,7 @@ JOB_NOTIFICATION = "workers.jobs.handle_notification"
 JOB_LIFECYCLE = "workers.jobs.handle_lifecycle"
 JOB_PUSH_MEETING = "workers.jobs.push_meeting"
 JOB_CHECK_TRANSCRIPT = "workers.jobs.check_transcript"
+JOB_FILL_CALL_RECORD = "workers.jobs.fill_call_record"
 
 
 def key(*parts: str) -> str:

@@ -85,9 +85,15 @@ class Meeting:
     start: dt.datetime
     end: dt.datetime
     participants: tuple[Participant, ...]
-    transcript: str | None
+    transcripts: tuple[str, ...]  # WebVTT texts in the order made (none: no transcription)
     transcript_ready_after_s: float
     recording: bool
+    callrecord_after_s: float = 0.0  # the callRecord exists (and is notified) this long after play
+
+    @property
+    def transcript(self) -> str | None:
+        """The first transcript's text (None without transcription)."""
+        return self.transcripts[0] if self.transcripts else None
 
 
 @dataclass(frozen=True)
@@ -234,8 +240,9 @@ def _meeting(value: object, path: str, by_upn: dict[str, User]) -> Meeting:
         value,
         path,
         required={"id", "subject", "organizer", "start", "end"},
-        optional={"participants", "transcript", "transcript_ready_after_s", "recording"},
-    )
+        optional={"participants", "transcript", "transcripts", "transcript_ready_after_s",
+                  "recording", "callrecord_after_s"},
+    )  # fmt: skip
     organizer = by_upn.get(_address(m["organizer"], f"{path}.organizer").lower())
     if organizer is None:
         raise ScenarioError(f"{path}.organizer: {m['organizer']!r} is not one of users")
@@ -246,14 +253,7 @@ def _meeting(value: object, path: str, by_upn: dict[str, User]) -> Meeting:
     people = [_participant(p, f"{path}.participants[{i}]", by_upn) for i, p in enumerate(listed)]
     if not any(p.kind == "user" and p.upn == organizer.upn for p in people):
         people.insert(0, Participant("user", upn=organizer.upn, name=organizer.name))
-    transcript = m.get("transcript")
-    if transcript is not None:
-        transcript = _text(transcript, f"{path}.transcript")
-        if not transcript.lstrip("\ufeff").startswith("WEBVTT"):
-            raise ScenarioError(f"{path}.transcript: WebVTT must start with 'WEBVTT'")
-    ready = _number(m.get("transcript_ready_after_s", 0), f"{path}.transcript_ready_after_s")
-    if ready < 0:
-        raise ScenarioError(f"{path}.transcript_ready_after_s: must not be negative")
+    ready = _delay(m, "transcript_ready_after_s", path)
     return Meeting(
         id=_text(m["id"], f"{path}.id"),
         subject=_text(m["subject"], f"{path}.subject"),
@@ -261,10 +261,34 @@ def _meeting(value: object, path: str, by_upn: dict[str, User]) -> Meeting:
         start=start,
         end=end,
         participants=tuple(people),
-        transcript=transcript,
+        transcripts=_transcripts(m, path),
         transcript_ready_after_s=ready,
         recording=_bool(m.get("recording", False), f"{path}.recording"),
+        callrecord_after_s=_delay(m, "callrecord_after_s", path),
     )
+
+
+def _transcripts(m: dict[str, Any], path: str) -> tuple[str, ...]:
+    """`transcripts` (in the order made) or its one-item shorthand `transcript` (null: none),
+    never both."""
+    if m.get("transcript") is not None and "transcripts" in m:
+        raise ScenarioError(f"{path}.transcripts: give transcripts or transcript, not both")
+    if m.get("transcript") is not None:
+        texts, where = [m["transcript"]], [f"{path}.transcript"]
+    else:
+        texts = _list(m.get("transcripts", []), f"{path}.transcripts")
+        where = [f"{path}.transcripts[{i}]" for i in range(len(texts))]
+    for text, at in zip(texts, where, strict=True):
+        if not _text(text, at).lstrip("\ufeff").startswith("WEBVTT"):
+            raise ScenarioError(f"{at}: WebVTT must start with 'WEBVTT'")
+    return tuple(texts)
+
+
+def _delay(m: dict[str, Any], name: str, path: str) -> float:
+    seconds = _number(m.get(name, 0), f"{path}.{name}")
+    if seconds < 0:
+        raise ScenarioError(f"{path}.{name}: must not be negative")
+    return seconds
 
 
 def _participant(value: object, path: str, by_upn: dict[str, User]) -> Participant:

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from core.exceptions import Drop
 from core.settings import Settings
 from ingest import connect, ops
+from ingest.bodies import BodyGate, Unread, answer_and_close
 from ingest.bounded import Parser, Refused, Screened, Slicer
 from ingest.drops import DropTally, SecurityLog
 from ingest.enqueue import Enqueuer
@@ -47,6 +48,7 @@ METRICS = web.AppKey("metrics", ReceiverMetrics)
 PARSER = web.AppKey("parser", Parser)
 TOKENS = web.AppKey("tokens", TokenVerifier)
 SECURITY_LOG = web.AppKey("security_log", SecurityLog)
+BODIES = web.AppKey("bodies", BodyGate)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _JSON_TYPES = ("application/json",)
@@ -79,16 +81,14 @@ def _plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/plain")
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes | web.Response:
-    """The raw body, or the 4xx answer for a content type or size that is refused unread."""
+async def _read_body(request: web.Request, limit: int) -> bytes | web.Response | Unread:
+    """The raw body, the 4xx answer for a content type or size that is refused unread, or
+    why the body could not be read (ingest/bodies.py: budget, deadline, encoding)."""
     if not _is_json(request.content_type):
         return _plain(415, "expected application/json")
     if request.content_length is not None and request.content_length > limit:
         return _plain(413, f"body over {limit} bytes")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _plain(413, f"body over {limit} bytes")
+    return await request.app[BODIES].read(request, limit)
 
 
 async def _accept(app: web.Application, screened: Screened, drops: DropTally) -> list[Item]:
@@ -152,6 +152,8 @@ def notification_handler(endpoint: str) -> Handler:
         app = request.app
         metrics = app[METRICS]
         body = await _read_body(request, app[SETTINGS].max_body_bytes)
+        if isinstance(body, Unread):
+            return await answer_and_close(request, body)
         screened = body if isinstance(body, web.Response) else await app[PARSER].screen(body)
         if isinstance(screened, web.Response | Refused):
             status, text = screened.status, str(screened.text)
@@ -162,6 +164,12 @@ def notification_handler(endpoint: str) -> Handler:
         started = time.perf_counter()
         try:
             items = await _accept(app, screened, drops)
+            if drops.counts.get("unknown_subscription") and app[REGISTRY].wiped:
+                # Redis lost the registry (DESIGN §3.2: Redis cannot take these items now):
+                # Graph retries them once the clock has restored it (ingest/recovery.py).
+                log.warning("registry_wiped", items=screened.received)
+                drops = DropTally()  # nothing is dropped: all of it comes again
+                return _plain(503, "subscription registry being restored; retry later")
             items = await _vouched(app, items, screened.tokens, drops)
             job_ids = await app[ENQUEUER].enqueue(items)
         except RedisError as exc:
@@ -250,6 +258,7 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
     app[PARSER] = Parser()
     app[TOKENS] = TokenVerifier(settings)
     app[SECURITY_LOG] = SecurityLog()
+    app[BODIES] = BodyGate()
     health_conn = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0,
                                        socket_connect_timeout=0.5)  # fmt: skip
     app[METRICS].watch_health(HealthCollector(health_conn))

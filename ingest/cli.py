@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--all", action="store_true", help="requeue every failed job")
     dlq.add_argument("--json", action="store_true", help="print one JSON document")
 
+    doctor = sub.add_parser("doctor", help="check a live setup end to end; name each fix")
+    doctor.add_argument("--json", action="store_true", help="print one JSON document")
+
     emulator = sub.add_parser("emulator", help="run a Graph or Salesforce emulator", add_help=False)
     emulator.add_argument("rest", nargs=argparse.REMAINDER)
 
@@ -81,6 +84,7 @@ _COMMANDS = {
     "clock": "ingest.clock",
     "backfill": "ingest.backfill",
     "dlq": "ingest.dlq",
+    "doctor": "ingest.doctor",
 }
 
 

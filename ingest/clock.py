@@ -1,5 +1,8 @@
 """`ingest clock` (Procfile `clock`): renews subscriptions, reconciles, records health; one leader.
 
+Each tick the leader first looks for a wiped Redis (ingest/recovery.py) and, finding one,
+puts the product back in that same tick.
+
 Every clock process competes for one Redis lock (SET NX PX); the holder extends it while it
 leads (a Lua compare-and-extend, so a leader that lost it cannot extend another's), and the
 others wait and take over once it lapses. Only the leader does periodic work, so two clocks
@@ -27,6 +30,7 @@ from core.exceptions import NotFound
 from core.settings import Settings
 from ingest import health
 from ingest.reconcile import CallRecords, Reconciler, TranscriptDelta
+from ingest.recovery import Keeper
 from workers import registry
 from workers.graph.client import GraphClient
 from workers.registry import KIND_CALL_RECORDS, KIND_TRANSCRIPTS
@@ -141,8 +145,12 @@ class Clock:
         conn: redis.Redis,
         tasks: dict[str, tuple[float, Callable[[], dict[str, Any]]]],
         stop: threading.Event | None = None,
+        keeper: Keeper | None = None,
     ) -> None:
         self.settings = settings
+        # Checked first at every leader tick; a follower only keeps its copy fresh, so that
+        # whichever clock leads after a wipe can restore what Redis lost.
+        self.keeper = keeper
         self.conn = conn
         self.tasks = tasks  # name -> (interval in seconds, pass)
         self.stop = stop or threading.Event()
@@ -163,7 +171,12 @@ class Clock:
             self.leading = leading
             self._due = dict.fromkeys(self.tasks, 0.0)  # a new leader runs everything first
         if not leading:
+            if self.keeper is not None:
+                with contextlib.suppress(redis.RedisError):
+                    self.keeper.remember()
             return
+        if self.keeper is not None:
+            self._run("recovery", self.keeper.check)
         for name, (interval, work) in self.tasks.items():
             if self.stop.is_set() or not self.leading or monotonic < self._due[name]:
                 continue
@@ -174,7 +187,7 @@ class Clock:
                 log.warning("clock_lock_lost", task=name)
                 return
 
-    def _run(self, name: str, work: Callable[[], dict[str, Any]]) -> None:
+    def _run(self, name: str, work: Callable[[], dict[str, Any] | None]) -> None:
         try:
             result = work()
         except Exception as exc:  # the clock outlives one failed pass
@@ -183,7 +196,9 @@ class Clock:
                 with contextlib.suppress(redis.RedisError):
                     health.reconciled(self.conn, last_error=_reason(exc))
             return
-        self.passes[name] += 1
+        if result is None:  # the keeper found nothing to do
+            return
+        self.passes[name] = self.passes.get(name, 0) + 1
         log.info("clock_pass", task=name, **result)
         try:
             lines = health.warnings(self.conn)
@@ -239,7 +254,8 @@ def build(settings: Settings, conn: redis.Redis, graph_client: Any,
         "renew": (settings.renew_interval_seconds, renewer.run_pass),
         "reconcile": (settings.reconcile_interval_seconds, reconcile),
     }
-    return Clock(settings, conn, tasks, stop)
+    keeper = Keeper(conn, manager.ensure, reconcile)
+    return Clock(settings, conn, tasks, stop, keeper=keeper)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

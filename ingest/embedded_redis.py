@@ -36,10 +36,12 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process on loopback, with nothing persisted."""
+    """One redis-server process on loopback, with nothing persisted unless `persist` (an
+    append-only file written at every command, so that `restart` keeps every key)."""
 
-    def __init__(self, prefer_system: bool = True) -> None:
+    def __init__(self, prefer_system: bool = True, persist: bool = False) -> None:
         self.prefer_system = prefer_system
+        self.persist = persist
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="ingest-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -52,9 +54,10 @@ class RedisServer:
         args = [
             redis_server_binary(self.prefer_system),
             "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", self.dir,
-            "--databases", "64",
+            "--save", "", "--dir", self.dir, "--databases", "64",
         ]  # fmt: skip
+        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else [
+            "--appendonly", "no"]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -68,7 +71,8 @@ class RedisServer:
         self.stop()
         raise RuntimeError(f"redis-server did not start on port {self.port}")
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server process, keeping its directory (and, persisted, its data)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -76,6 +80,14 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def restart(self) -> RedisServer:
+        """The same server again on the same port (an outage, then recovery)."""
+        self.halt()
+        return self.start()
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:

@@ -18,7 +18,7 @@ from workers.ledger import Ledger
 
 _PUBLIC = (
     "meeting_key", "online_meeting_id", "call_record_id", "call_record_version", "subject",
-    "start", "end", "organizer_id", "organizer_email", "join_web_url", "transcript_id",
+    "start", "end", "organizer_id", "organizer_email", "join_web_url", "transcript_ids",
     "decision", "reason", "explanation", "stage", "outcome", "outcome_reason", "attempts",
     "last_error", "last_error_at", "created_at", "decided_at", "outcome_at", "updated_at",
 )  # fmt: skip
@@ -47,6 +47,7 @@ def story(ledger: Ledger, any_id: str) -> dict[str, Any]:
     doc["salesforce_ids"] = (
         json.loads(state["salesforce_ids"]) if state.get("salesforce_ids") else {}
     )
+    doc["transcript_ids"] = json.loads(state.get("transcript_ids") or "[]")
     doc["events"] = ledger.events(key)
     return doc
 

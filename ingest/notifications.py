@@ -94,16 +94,11 @@ def canonical_item(raw: object) -> tuple[str, dict[str, Any]]:
     return sub_id, item
 
 
-def validate(raw: object, sub: Subscription | None, allowed_tenants: frozenset[str]) -> Item:
-    """Check one item against its subscription; return the normalised item or raise Drop."""
-    sub_id, item = canonical_item(raw)
-    return validate_canonical(sub_id, item, sub, allowed_tenants)
-
-
 def validate_canonical(
     sub_id: str, item: dict[str, Any], sub: Subscription | None, allowed_tenants: frozenset[str]
 ) -> Item:
-    """`validate` for an item already passed through `canonical_item`."""
+    """Check one item (already passed through `canonical_item`) against its subscription;
+    return the normalised item or raise Drop."""
     if sub is None:
         raise Drop("unknown_subscription")
     client_state = item.get("clientState")

@@ -24,6 +24,8 @@ from core import defaults
 from core.exceptions import BadInput
 from core.settings import Settings
 from ingest import dlq, explain, health
+from ingest.checkup import config as checkup_config
+from ingest.checkup import store as checkup_store
 from workers import ledger as ledger_mod
 from workers import usage
 from workers.ledger import Ledger
@@ -83,19 +85,17 @@ class FailedCache:
         return [self._known[entry] for entry in wanted if entry in self._known]
 
 
-def persistence_warning(conn: redis.Redis) -> str | None:
-    """A warning when Redis keeps nothing on disk (neither AOF nor RDB snapshots)."""
-    info = conn.info("persistence")
-    if str(info.get("aof_enabled", "0")) == "1":
-        return None
-    try:
-        save = conn.config_get("save").get("save")
-    except redis.ResponseError:
-        return None  # managed Redis hides CONFIG; `ingest doctor` asks the provider's way
-    if save:
-        return None
-    return ("Redis persistence is off (no AOF, no RDB snapshots): a restart loses queued jobs "
-            "and the ledger; set `appendonly yes`")  # fmt: skip
+def doctor_warnings(settings: Settings, conn: redis.Redis) -> list[str]:
+    """`ingest doctor`'s checks that cost no Graph or Salesforce request: the settings a live
+    setup needs, and Redis persistence (one CONFIG GET or INFO)."""
+    out = []
+    lacking = checkup_config.missing(settings)
+    if lacking:
+        out.append(f"settings not set: {', '.join(lacking)} (`ingest doctor` checks a live setup)")
+    for check in checkup_store.persistence(conn):
+        if not check.ok:
+            out.append(f"{check.name}: {check.detail}; fix: {check.fix}")
+    return out
 
 
 def _meetings(conn: redis.Redis, ledger: Ledger) -> list[dict[str, str]]:
@@ -142,9 +142,7 @@ def collect(
         warnings.append(f"{failed_count} failed jobs: see below, or `ingest dlq list`")
     if not workers:
         warnings.append("no worker is running: notifications wait in the queue")
-    persistence = persistence_warning(conn)
-    if persistence:
-        warnings.append(persistence)
+    warnings += doctor_warnings(settings, conn)
     story, error = _search(ledger, search)
     return Snapshot(
         at=now,

@@ -8,6 +8,7 @@ so RQ retries the job.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import structlog
@@ -87,14 +88,21 @@ def push_meeting(meeting_key: str) -> dict[str, str]:
     """Write an eligible meeting with its transcript to Salesforce (workers.salesforce.stage)."""
     ctx = current()
     ledger = Ledger(ctx.redis)
-    if ledger.meeting(meeting_key).get("outcome") == "pushed":
-        return {"meeting_key": meeting_key, "action": "already pushed"}
+    state = ledger.meeting(meeting_key)
     meeting = handoff.load(ctx.redis, meeting_key)
+    written = int(state.get("written_transcripts") or 1)
+    if state.get("outcome") == "pushed" and (
+        meeting is None or len(meeting.transcripts) <= written
+    ):
+        _fill_call_record(ledger, meeting_key)  # a retry after the fill-in failed
+        return {"meeting_key": meeting_key, "action": "already pushed"}
     if meeting is None:
         ledger.error(meeting_key, "the resolved meeting expired before it was pushed")
         ledger.set_outcome(meeting_key, "failed", "resolved meeting missing")
         return {"meeting_key": meeting_key, "action": "failed"}
-    # Imported here: the Salesforce stage (and simple-salesforce) loads only for pushes.
+    late = ledger.meeting(meeting_key).get("call_record_id")
+    if late and not meeting.call_record_id:  # the callRecord arrived after the hand-off
+        meeting = dataclasses.replace(meeting, call_record_id=late)
     try:
         ids: dict[str, str] = stage.push(meeting)
     except UpstreamPermanent as exc:
@@ -107,10 +115,39 @@ def push_meeting(meeting_key: str) -> dict[str, str]:
         if job is None or not job.retries_left:
             ledger.set_outcome(meeting_key, "failed", f"Salesforce push failed: {exc}")
         raise
-    ledger.update(meeting_key, salesforce_ids=ids, stage="done")
+    ledger.update(
+        meeting_key,
+        salesforce_ids=ids,
+        stage="done",
+        written_call_record_id=meeting.call_record_id,
+        written_transcripts=len(meeting.transcripts),
+    )
     ledger.set_outcome(meeting_key, "pushed", "written to Salesforce")
     log.info("meeting_pushed", meeting_key=meeting_key)
+    _fill_call_record(ledger, meeting_key)  # a callRecord that arrived during the push
     return {"meeting_key": meeting_key, "action": "pushed", **ids}
+
+
+def fill_call_record(meeting_key: str) -> dict[str, str]:
+    """Fill in Call_Record_Id__c of a meeting pushed before its callRecord arrived."""
+    filled = _fill_call_record(Ledger(current().redis), meeting_key)
+    return {"meeting_key": meeting_key, "action": "filled" if filled else "nothing to fill"}
+
+
+def _fill_call_record(ledger: Ledger, meeting_key: str) -> bool:
+    """One upsert of the meeting row when the ledger knows a callRecord id that the pushed
+    row lacks; False when there is nothing to do. The ledger is read after the outcome was
+    set, so that this and the callRecord path between them never miss a late id."""
+    state = ledger.meeting(meeting_key)
+    cr_id = state.get("call_record_id")
+    if state.get("outcome") != "pushed" or not cr_id:
+        return False
+    if cr_id == state.get("written_call_record_id"):
+        return False
+    stage.set_call_record(meeting_key, cr_id)
+    ledger.update(meeting_key, written_call_record_id=cr_id)
+    ledger.event(meeting_key, "Call_Record_Id__c filled in", call_record_id=cr_id)
+    return True
 
 
 def handle_lifecycle(payload: dict[str, Any]) -> dict[str, str]:

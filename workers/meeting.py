@@ -20,6 +20,14 @@ class ResolvedParticipant:
 
 
 @dataclass(frozen=True)
+class ResolvedTranscript:
+    """One of the meeting's transcripts (transcription stopped and started again makes more)."""
+
+    id: str  # Graph's callTranscript id: the key of its Teams_Transcript__c
+    vtt: str  # the WebVTT exactly as Graph returned it
+
+
+@dataclass(frozen=True)
 class ResolvedMeeting:
     """An eligible meeting with its transcript, ready to be written to Salesforce."""
 
@@ -32,6 +40,5 @@ class ResolvedMeeting:
     organizer_email: str
     reason: str  # the policy's reason code (DESIGN §4)
     participants: tuple[ResolvedParticipant, ...]
-    transcript_id: str
-    transcript_vtt: str  # the WebVTT exactly as Graph returned it
+    transcripts: tuple[ResolvedTranscript, ...]  # in the order they were made; at least one
     recording_url: str | None = None  # a link to the recording left on Teams, never its content

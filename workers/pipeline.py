@@ -1,9 +1,14 @@
 """The meeting pipeline: both notification paths converge on one meeting key, whatever the order.
 
 callRecord path: callRecord (+participants) -> rules that need no address -> meeting by
-joinWebUrl -> attendance report -> policy -> transcript list -> content -> hand-off.
-Transcript path: transcript metadata (organizer and ids from the resource) -> meeting ->
-attendance report -> policy -> content -> hand-off.
+joinWebUrl -> attendance report -> policy -> transcript list -> contents -> hand-off.
+Transcript path: transcript list (organizer and ids from the resource) -> callRecord, if it
+exists yet -> meeting -> attendance report -> policy -> contents -> hand-off.
+
+A meeting may have several transcripts (transcription stopped and started again): each is
+fetched once and handed off with the others, in the order they were made. Live, the
+transcript usually comes first and the callRecord up to hours later: a meeting written before
+its callRecord existed gets its `Call_Record_Id__c` filled in when the callRecord arrives.
 
 Both claim the meeting's aliases (callRecord id, online meeting id, join link) atomically,
 then work under a per-meeting Redis lock, so duplicates, `updated` versions and the two paths
@@ -32,7 +37,7 @@ from core.settings import Settings
 from policy import Decision, Meeting, Participant, PolicySettings, Reason, address_of, decide
 from workers import handoff, participants, policy_config, resolve, rich, transcripts, users
 from workers.ledger import SETTLED, Ledger, meeting_key
-from workers.meeting import ResolvedMeeting, ResolvedParticipant
+from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
 from workers.validation import TokenChecker
 
 log = structlog.get_logger("workers.pipeline")
@@ -55,9 +60,6 @@ class GraphReader(Protocol):
         self, organizer_id: str, meeting_id: str, start: datetime | None, end: datetime | None
     ) -> dict[str, Any] | None: ...
     def transcripts(self, organizer_id: str, meeting_id: str) -> list[dict[str, Any]]: ...
-    def transcript(
-        self, organizer_id: str, meeting_id: str, transcript_id: str
-    ) -> dict[str, Any] | None: ...
     def transcript_content(
         self, organizer_id: str, meeting_id: str, transcript_id: str
     ) -> str | None: ...
@@ -94,6 +96,7 @@ class Pipeline:
         change = str(payload.get("changeType") or "")
         known = self.ledger.alias("cr", cr_id)
         if known and self._decided(known):
+            self._call_record_arrived(known, cr_id)
             return self._noted(known, f"callRecord {change} notification: already handled")
         record = self.api.call_record(cr_id)
         if record is None:
@@ -106,7 +109,7 @@ class Pipeline:
         known = known or self.ledger.alias("url", url)
         if known and self._decided(known):
             self.ledger.claim([("cr", cr_id), ("url", url)], known)
-            self.ledger.update(known, call_record_id=cr_id)
+            self._call_record_arrived(known, cr_id)
             return self._noted(known, f"callRecord {change} notification: already handled")
         organizer = facts.organizer or Participant(display_name="(no organizer)", role="organizer")
         early = self._early_decision(organizer, facts)
@@ -162,22 +165,26 @@ class Pipeline:
             return self._transcript_of_known(known, tid)
         if not organizer_id:
             raise UpstreamPermanent(f"transcript {tid}: the meeting's organizer is unknown")
-        listed = self.api.transcript(organizer_id, om_id, tid)
+        # The list, not the one transcript: it costs the same request and names the others.
+        every = self.api.transcripts(organizer_id, om_id)
+        listed = next((t for t in every if t.get("id") == tid), None)
         if listed is None:
-            raise NotFound(f"transcript {tid} is not readable yet (404)")
+            raise NotFound(f"transcript {tid} is not listed yet")
         t_start = times.parse(listed.get("createdDateTime"))
         t_end = times.parse(listed.get("endDateTime")) or t_start
         latest = self.ledger.alias("om", om_id)  # the occurrence seen last, if any
         if latest and self._same_occurrence(latest, t_start):
             self.ledger.claim([("tr", tid)], latest)
-            return self._transcript_of_known(latest, tid)
+            return self._transcript_of_known(latest, tid, every)
         meeting = self.api.meeting(organizer_id, om_id)
         if meeting is None:
             raise NotFound(f"online meeting of transcript {tid} is not readable (404)")
         attendance = self.api.attendance(organizer_id, om_id, t_start, t_end)
         # The transcript names its call: with the callRecord this path sees the same people,
-        # times and ids as the callRecord path, so both write the same records.
-        facts = self._call_record_of(listed)
+        # times and ids as the callRecord path, so both write the same records. Without it
+        # (not there yet), its id still leads the callRecord's notification here.
+        call_id = str(listed.get("callId") or "").lower() or None
+        facts = self._call_record_of(call_id)
         a_start, a_end = resolve.attendance_times(attendance)
         start = (facts.start if facts else None) or a_start or t_start
         start = start or times.parse(meeting.get("startDateTime"))
@@ -186,8 +193,7 @@ class Pipeline:
         day = resolve.day(start)
         url = resolve.occurrence(meeting.get("joinWebUrl") or None, day)
         aliases = [("tr", tid), ("om", resolve.occurrence(om_id, day)), ("url", url)]
-        if facts is not None:
-            aliases.append(("cr", facts.call_record_id))
+        aliases.append(("cr", facts.call_record_id if facts is not None else call_id))
         key = self.ledger.claim(aliases, resolve.online_meeting_key(om_id, day))
         self.ledger.point("om", om_id, key)
         with self._lock(key):
@@ -195,11 +201,10 @@ class Pipeline:
             if facts is not None:
                 self._note_facts(key, facts, "(read for the transcript)")
             self._note_meeting(key, meeting, organizer_id)
-            self.ledger.update(key, transcript_id=self._tid(key, tid))
             if self._decided(key):
                 if not self._needs_transcript(key):
                     return self._summary(key, "already handled")
-                return self._transcript_stage(key)
+                return self._transcript_stage(key, every)
             if attendance is None and facts is None:
                 # Without the attendance report this path knows nobody who joined: deciding now
                 # could call a meeting "solo". The callRecord path (or a retry) decides instead.
@@ -215,24 +220,76 @@ class Pipeline:
             self._record_decision(key, decision)
             if not decision.eligible:
                 return self._settle(key, "skipped", decision.explain())
-            return self._transcript_stage(key)
+            return self._transcript_stage(key, every)
 
-    def _call_record_of(self, transcript: Mapping[str, Any]) -> resolve.CallRecordFacts | None:
+    def _call_record_of(self, call_id: str | None) -> resolve.CallRecordFacts | None:
         """The callRecord of the transcript's call (`callId`), or None while Graph has none."""
-        call_id = str(transcript.get("callId") or "").lower()
         if not call_id:
             return None
         record = self.api.call_record(call_id)
         return resolve.from_call_record(record) if record else None
 
-    def _transcript_of_known(self, key: str, tid: str) -> dict[str, str]:
+    def _call_record_arrived(self, key: str, cr_id: str) -> None:
+        """The callRecord of a meeting decided without it: note its id and, once the meeting
+        is in Salesforce without it, queue the fill-in of `Call_Record_Id__c`."""
+        if self.ledger.meeting(key).get("call_record_id"):
+            return
+        self.ledger.update(key, call_record_id=cr_id)
+        self.ledger.link_resource("callRecords", cr_id, key)
+        self.ledger.event(key, "callRecord arrived after the meeting was decided")
+        # Read after the write above: a push finishing meanwhile sees the id itself.
+        if self.ledger.meeting(key).get("outcome") == "pushed":
+            handoff.enqueue_fill(self.queue, key)
+
+    def _transcript_of_known(
+        self, key: str, tid: str, listed: list[dict[str, Any]] | None = None
+    ) -> dict[str, str]:
         """A transcript notification for a meeting already decided."""
         with self._lock(key):
-            self.ledger.event(key, "transcript notification")
+            self.ledger.event(key, "transcript notification", transcript_id=tid)
+            chosen = self._transcript_ids(key)
             if not self._needs_transcript(key):
+                if chosen and tid not in chosen:
+                    return self._late_transcript(key, tid, listed)
                 return self._summary(key, "already handled")
-            self.ledger.update(key, transcript_id=self._tid(key, tid))
-            return self._transcript_stage(key)
+            if chosen and tid not in chosen:
+                self.ledger.clear(key, "transcript_ids")  # one more was made: list again
+                listed = None
+            return self._transcript_stage(key, listed)
+
+    def _late_transcript(
+        self, key: str, tid: str, listed: list[dict[str, Any]] | None
+    ) -> dict[str, str]:
+        """A transcript made after the meeting was handed off (transcription restarted near
+        the end, or ready only after the meeting was decided): fetch it (the others are
+        stored) and hand the meeting off again, so that it is written with every one."""
+        state = self.ledger.meeting(key)
+        handed = state.get("outcome") == "pushed" or (
+            state.get("push_enqueued_at") and state.get("outcome") not in SETTLED | {"failed"}
+        )
+        organizer_id, om_id = state.get("organizer_id"), state.get("online_meeting_id")
+        if state.get("decision") != "eligible" or not handed or not organizer_id or not om_id:
+            return self._summary(key, "already handled")
+        if listed is None:
+            listed = self.api.transcripts(organizer_id, om_id)
+        chosen = self._transcript_ids(key)
+        start, end = times.parse(state.get("start")), times.parse(state.get("end"))
+        fresh = [t for t in transcripts.select(listed, start, end) if t not in chosen]
+        if tid not in fresh:  # another occurrence's, or not listed: nothing of this meeting's
+            return self._summary(key, "already handled")
+        for new in fresh:
+            if transcripts.stored(self.conn, key, new) is None:
+                vtt = self.api.transcript_content(organizer_id, om_id, new)
+                if vtt is None:  # the notification's job is retried
+                    raise NotFound(f"transcript {new} is listed but not readable yet (404)")
+                transcripts.store(self.conn, key, new, vtt)
+                self.ledger.event(key, "transcript fetched", transcript_id=new,
+                                  characters=len(vtt))  # fmt: skip
+        self.ledger.update(key, transcript_ids=chosen + fresh)
+        self.ledger.claim([("tr", t) for t in fresh], key)
+        self.ledger.event(key, "transcript made after the hand-off: handing off again",
+                          transcript_id=tid)  # fmt: skip
+        return self._hand_off(key, again=True)
 
     def _same_occurrence(self, key: str, created: datetime | None) -> bool:
         """Whether a transcript created at `created` belongs to the decided meeting `key`: made
@@ -311,29 +368,41 @@ class Pipeline:
             self.settings, self.conn, lambda: self.api.verified_domains()
         )
 
-    def _transcript_stage(self, key: str) -> dict[str, str]:
-        if transcripts.stored(self.conn, key) is not None:
-            return self._hand_off(key)
+    def _transcript_stage(
+        self, key: str, listed: list[dict[str, Any]] | None = None
+    ) -> dict[str, str]:
+        """Choose the meeting's transcripts (from `listed`, else a listing) once, fetch each
+        not yet stored, and hand off when all are there."""
         state = self.ledger.meeting(key)
         organizer_id, om_id = state.get("organizer_id"), state.get("online_meeting_id")
         if not organizer_id or not om_id:
             return self._settle(key, "no_transcript", "no online meeting to read a transcript of")
         if not state.get("transcript_wait_started"):
             self.ledger.update(key, transcript_wait_started=self.clock())
-        tid = state.get("transcript_id") or transcripts.choose(
-            self.api.transcripts(organizer_id, om_id), times.parse(state.get("start"))
-        )
-        vtt = None
-        if tid:
-            self.ledger.update(key, transcript_id=tid)
-            self.ledger.claim([("tr", tid)], key)
+        tids = self._transcript_ids(key)
+        if not tids:
+            if listed is None:
+                listed = self.api.transcripts(organizer_id, om_id)
+            start, end = times.parse(state.get("start")), times.parse(state.get("end"))
+            tids = transcripts.select(listed, start, end)
+            if not tids:
+                return self._wait(key, "no transcript listed yet")
+            self.ledger.update(key, transcript_ids=tids, transcript_id=tids[0])
+            self.ledger.claim([("tr", tid) for tid in tids], key)
+        for tid in tids:
+            if transcripts.stored(self.conn, key, tid) is not None:
+                continue
             vtt = self.api.transcript_content(organizer_id, om_id, tid)
-        if vtt is None:
-            return self._wait(key, "transcript listed but not ready (404)" if tid else
-                              "no transcript listed yet")  # fmt: skip
-        transcripts.store(self.conn, key, vtt)
-        self.ledger.event(key, "transcript fetched", transcript_id=tid, characters=len(vtt))
+            if vtt is None:
+                return self._wait(key, "transcript listed but not ready (404)")
+            transcripts.store(self.conn, key, tid, vtt)
+            self.ledger.event(key, "transcript fetched", transcript_id=tid, characters=len(vtt))
         return self._hand_off(key)
+
+    def _transcript_ids(self, key: str) -> list[str]:
+        """The transcripts chosen for the meeting, in the order made ([] before a choice)."""
+        raw = self.ledger.meeting(key).get("transcript_ids")
+        return [str(t) for t in json.loads(raw)] if raw else []
 
     def _wait(self, key: str, why: str) -> dict[str, str]:
         state = self.ledger.meeting(key)
@@ -366,11 +435,15 @@ class Pipeline:
         self.ledger.event(key, f"{why}: re-check in {delay:g} s", attempt=attempts)
         return self._summary(key, "awaiting transcript")
 
-    def _hand_off(self, key: str) -> dict[str, str]:
+    def _hand_off(self, key: str, again: bool = False) -> dict[str, str]:
+        """Save the resolved meeting and queue its push (`again`: with more transcripts)."""
         state = self.ledger.meeting(key)
-        if state.get("push_enqueued_at") or state.get("outcome") in SETTLED:
+        if not again and (state.get("push_enqueued_at") or state.get("outcome") in SETTLED):
             return self._summary(key, "already handed off")
-        vtt = transcripts.stored(self.conn, key) or ""
+        texts = tuple(
+            ResolvedTranscript(id=tid, vtt=transcripts.stored(self.conn, key, tid) or "")
+            for tid in self._transcript_ids(key)
+        )
         people = tuple(
             ResolvedParticipant(**p) for p in json.loads(state.get("participants") or "[]")
         )
@@ -385,12 +458,11 @@ class Pipeline:
             organizer_email=state.get("organizer_email") or "",
             reason=state.get("reason") or "",
             participants=people,
-            transcript_id=state.get("transcript_id") or "",
-            transcript_vtt=vtt,
+            transcripts=texts,
         )
         handoff.save(self.conn, meeting)
         # Queue first, mark second: a crash in between re-queues the same job id, harmlessly.
-        job_id = handoff.enqueue_push(self.queue, key)
+        job_id = handoff.enqueue_push(self.queue, key, len(texts) if again else 0)
         self.ledger.update(key, stage="ready", push_enqueued_at=datetime.now(UTC))
         self.ledger.clear(key, "next_check_at")
         self.ledger.event(key, "ready: handed to the Salesforce stage", job_id=job_id)
@@ -407,9 +479,6 @@ class Pipeline:
             and state.get("outcome") not in SETTLED
             and not state.get("push_enqueued_at")
         )
-
-    def _tid(self, key: str, tid: str) -> str:
-        return self.ledger.meeting(key).get("transcript_id") or tid
 
     def _note_facts(self, key: str, facts: resolve.CallRecordFacts, change: str) -> None:
         self.ledger.update(

@@ -7,6 +7,7 @@ checking an item costs no Redis round trip.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -18,6 +19,7 @@ import redis.asyncio as aioredis
 from core import defaults, keys
 
 IDS_KEY = keys.SUBSCRIPTION_IDS
+GENERATION_KEY = keys.GENERATION
 # Resource kinds and the change types Graph sends for them.
 KIND_CALL_RECORDS = "callRecords"
 KIND_TRANSCRIPTS = "transcripts"
@@ -75,6 +77,11 @@ def remove(conn: redis.Redis, subscription_id: str) -> None:
         pipe.execute()
 
 
+def mark(conn: redis.Redis) -> None:
+    """Record that the registry is set up (the generation marker, kept if already there)."""
+    conn.set(GENERATION_KEY, secrets.token_hex(8), nx=True)
+
+
 def load_all(conn: redis.Redis) -> list[Subscription]:
     ids = sorted(i.decode() for i in conn.smembers(IDS_KEY))  # type: ignore[union-attr]
     with conn.pipeline(transaction=False) as pipe:
@@ -97,7 +104,9 @@ async def aload_all(conn: aioredis.Redis) -> dict[str, Subscription]:
 
 class RegistryCache:
     """The receiver's copy of the registry: reloaded every `refresh_s`, or on a miss at most
-    once every `miss_refresh_s` (so unknown ids sent by a stranger cannot hammer Redis)."""
+    once every `miss_refresh_s` (so unknown ids sent by a stranger cannot hammer Redis).
+    `wiped` says, as of the last reload, that the generation marker is missing: Redis lost
+    the registry, and an unknown id may be a subscription it held."""
 
     def __init__(
         self,
@@ -108,6 +117,7 @@ class RegistryCache:
         self.miss_refresh_s = miss_refresh_s
         self._subs: dict[str, Subscription] = {}
         self._loaded_at = float("-inf")
+        self.wiped = False
 
     async def lookup(self, conn: aioredis.Redis, ids: set[str]) -> dict[str, Subscription]:
         """The known subscriptions among `ids`, reloading when stale or when one is unknown."""
@@ -116,5 +126,6 @@ class RegistryCache:
         missing = any(i not in self._subs for i in ids)
         if age >= self.refresh_s or (missing and age >= self.miss_refresh_s):
             self._subs = await aload_all(conn)
+            self.wiped = not await conn.exists(GENERATION_KEY)
             self._loaded_at = now
         return {i: self._subs[i] for i in ids if i in self._subs}

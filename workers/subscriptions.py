@@ -124,6 +124,7 @@ class Manager:
             if not any(_same(sub.resource, w.resource) for w in wants):
                 self._delete(sub_id)
                 report.append({**sub.public(), "action": "deleted"})
+        registry.mark(self.conn)  # set up: from now on a missing marker means a wiped Redis
         return report
 
     def _create(self, want: Wanted) -> Subscription:

@@ -1,9 +1,10 @@
-"""Transcripts: pick one, keep its text once fetched, and pace the re-checks while it is late.
+"""Transcripts: pick a meeting's, keep each text once fetched, and pace the re-checks while late.
 
-A transcript download is metered, so the text is stored in Redis the first time it is read
-and never fetched again for that meeting. While it is absent (no transcript listed, or 404
-on content) the pipeline re-checks after growing intervals inside a bounded window
-(§5.2), without holding a worker: each re-check is a job scheduled with `enqueue_in`.
+A meeting has one transcript per stretch of transcription (stopped and started again: several).
+A transcript download is metered, so each text is stored in Redis the first time it is read
+and never fetched again for that meeting. While one is absent (none listed, or 404 on
+content) the pipeline re-checks after growing intervals inside a bounded window (§5.2),
+without holding a worker: each re-check is a job scheduled with `enqueue_in`.
 """
 
 from __future__ import annotations
@@ -21,41 +22,51 @@ KEEP_SECONDS = 30 * 24 * 3600  # long enough for every retry of the Salesforce s
 SLACK = timedelta(minutes=15)  # transcription starts and ends within the meeting, give or take
 
 
-def text_key(meeting_key: str) -> str:
-    return f"{PREFIX}:{meeting_key}"
+def text_key(meeting_key: str, transcript_id: str) -> str:
+    return f"{PREFIX}:{meeting_key}:{transcript_id}"
 
 
-def stored(conn: redis.Redis, meeting_key: str) -> str | None:
-    """The transcript text already fetched for the meeting, if any."""
-    raw = conn.get(text_key(meeting_key))
+def stored(conn: redis.Redis, meeting_key: str, transcript_id: str) -> str | None:
+    """The text of one of the meeting's transcripts, if already fetched."""
+    raw = conn.get(text_key(meeting_key, transcript_id))
     return raw.decode("utf-8") if isinstance(raw, bytes) else None
 
 
-def store(conn: redis.Redis, meeting_key: str, vtt: str) -> bool:
+def store(conn: redis.Redis, meeting_key: str, transcript_id: str, vtt: str) -> bool:
     """Keep the text; False when it was already kept (the first copy stays)."""
-    return bool(conn.set(text_key(meeting_key), vtt.encode("utf-8"), nx=True, ex=KEEP_SECONDS))
+    key = text_key(meeting_key, transcript_id)
+    return bool(conn.set(key, vtt.encode("utf-8"), nx=True, ex=KEEP_SECONDS))
 
 
-def choose(listed: Iterable[Mapping[str, Any]], start: datetime | None = None) -> str | None:
-    """The transcript to use among those listed.
+def select(
+    listed: Iterable[Mapping[str, Any]],
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[str]:
+    """The ids of the occurrence's transcripts among those listed, in the order made.
 
-    A recurring series lists every occurrence's transcripts: with the occurrence's start
-    known, the first transcript created after it (give or take `SLACK`) is this occurrence's;
-    without it, the most recent.
+    Graph lists the newest first, and a recurring series lists every occurrence's: with the
+    occurrence's start known, its transcripts are the first one made after the start (give or
+    take `SLACK`) and every later one made before the meeting ended (or, when Graph dates them
+    later than the end, within `SLACK` of that first one). Without a start, the most recent.
     """
     dated: list[tuple[datetime | None, str]] = []
     for item in listed:
         tid = item.get("id")
-        if isinstance(tid, str) and tid:
+        if isinstance(tid, str) and tid and all(tid != t for _, t in dated):
             dated.append((times.parse(item.get("createdDateTime")), tid))
+    floor, ceiling = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
     if start is None:
-        floor = datetime.min.replace(tzinfo=UTC)
-        return max(dated, key=lambda d: d[0] or floor)[1] if dated else None
-    after = [(when, tid) for when, tid in dated if when is None or when >= start - SLACK]
+        return [max(dated, key=lambda d: d[0] or floor)[1]] if dated else []
+    after = sorted(
+        ((when, tid) for when, tid in dated if when is None or when >= start - SLACK),
+        key=lambda d: d[0] or ceiling,
+    )
     if not after:
-        return None
-    ceiling = datetime.max.replace(tzinfo=UTC)
-    return min(after, key=lambda d: d[0] or ceiling)[1]
+        return []
+    first = after[0][0] or ceiling
+    last = max(first, end or first) + SLACK if first != ceiling else ceiling
+    return [tid for when, tid in after if when is None or when <= last]
 
 
 def next_delay(first: float, attempts: int, elapsed: float, window: float) -> float | None:

@@ -4,6 +4,10 @@ One queue per worker process, because RQ's reliable dequeue (BLMOVE into an inte
 list) applies only to single-queue workers. Jobs run in the worker process itself
 (SimpleWorker), so the Graph client and its event loop live as long as the process.
 
+Redis outages (workers/outage.py): every Redis step of the work loop waits for Redis to come
+back instead of ending the worker, and maintenance moves jobs stranded in RQ's intermediate
+list back to their queue without spending a retry.
+
 Crash safety: RQ's SimpleWorker sends no heartbeat while a job runs, so a killed worker's
 job would sit in the started registry for the job timeout plus a minute. This worker
 renews the job's entry from a thread every third of `worker_heartbeat_ttl` instead, and
@@ -20,7 +24,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from rq import Queue, SimpleWorker
@@ -33,12 +38,13 @@ from rq.worker import WorkerStatus
 from core import defaults, logs
 from core.exceptions import UpstreamTransient
 from core.settings import Settings
-from workers import policy_config, usage
+from workers import outage, policy_config, usage
 from workers.context import WorkerContext, current, install, reset
 from workers.graph.api import GraphApi
 from workers.graph.client import graph
 
 log = logs.get_logger("workers.worker")
+T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -78,9 +84,38 @@ class IngestWorker(SimpleWorker):
     """A SimpleWorker that keeps a running job's registry entry alive from a thread."""
 
     heartbeat_ttl: int = defaults.WORKER_HEARTBEAT_TTL_SECONDS
+    # RQ's own backoff while it waits for a job and Redis is away (its default grows to 60 s).
+    max_connection_wait_time = outage.MAX_WAIT_SECONDS
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self.heartbeat_ttl
+
+    def _stopping(self) -> bool:
+        return bool(self._stop_requested)
+
+    def _until_redis(self, step: str, fn: Callable[[], T]) -> T:
+        return outage.until_redis(step, fn, self._stopping)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is not None:  # part of a caller's transaction: its caller retries
+            super().heartbeat(timeout, pipeline)
+            return
+        self._until_redis("heartbeat", lambda: SimpleWorker.heartbeat(self, timeout))
+
+    def check_for_suspension(self, burst: bool) -> None:
+        self._until_redis("suspension check",
+                          lambda: SimpleWorker.check_for_suspension(self, burst))  # fmt: skip
+
+    def run_maintenance_tasks(self) -> None:
+        self._until_redis("maintenance", super().run_maintenance_tasks)
+
+    def clean_registries(self) -> None:
+        # Two passes at least this far apart must see a job unstarted; longer than a worker
+        # that holds it waits to retry Redis, so such a worker starts it first.
+        min_age = max(self.heartbeat_ttl / 2, 2 * outage.MAX_WAIT_SECONDS)
+        for queue in self.queues:
+            outage.recover_intermediate(queue, min_age)
+        super().clean_registries()
 
     def _start_scheduler(
         self,
@@ -112,19 +147,43 @@ class IngestWorker(SimpleWorker):
             self.scheduler.register_death()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        execution = self.prepare_execution(job)
+        tries = [0]
+
+        def prepare() -> Any:
+            tries[0] += 1
+            if tries[0] > 1 and not self._still_ours(job, queue):
+                return None
+            return self.prepare_execution(job)
+
+        execution = self._until_redis("starting a job", prepare)
+        if execution is None:
+            return
         stop = threading.Event()
         beat = threading.Thread(
             target=self._beat, args=(job, execution, stop), daemon=True, name="job-heartbeat"
         )
         beat.start()
+        ok: bool | None = None  # stays None when RQ's bookkeeping lost Redis: not a run
         try:
             ok = self.perform_job(job, queue, execution)
+        except outage.OUTAGE as exc:
+            # RQ's own bookkeeping around the job lost Redis: the job's registry entry
+            # expires and maintenance retries it (crash safety); this worker waits for Redis.
+            log.warning("job_bookkeeping_failed", job_id=job.id, error=type(exc).__name__)
         finally:
             stop.set()
             beat.join(5)
-        usage.job_done(self.connection, ok)  # the ops page's throughput chart
-        self.set_state(WorkerStatus.IDLE)
+        if ok is not None:
+            usage.job_done(self.connection, ok)  # the ops page's throughput chart
+        self._until_redis("idle state", lambda: self.set_state(WorkerStatus.IDLE))
+
+    def _still_ours(self, job: Job, queue: Queue) -> bool:
+        """After an outage: whether the job still waits in the intermediate list for this
+        worker (another's maintenance may have moved it back to the queue meanwhile)."""
+        if self.connection.lpos(queue.intermediate_queue_key, job.id) is not None:
+            return True
+        log.info("job_requeued_meanwhile", job_id=job.id)
+        return False
 
     def _beat(self, job: Job, execution: Any, stop: threading.Event) -> None:
         interval = max(1.0, self.heartbeat_ttl / 3)

@@ -9,11 +9,15 @@ from aiohttp import web
 
 from emulators.graph.data import (
     both,
+    collection,
     context,
     expansions,
     iso,
     meeting_of,
+    options_of,
+    page,
     select,
+    top,
 )
 from emulators.graph.errors import not_found
 from emulators.graph.users import display_name, guest_id
@@ -56,17 +60,25 @@ async def get_report(request: web.Request) -> web.Response:
         body["attendanceRecords@odata.context"] = context(
             request, f"{prefix}/attendanceReports('{report_id(meeting_id)}')/attendanceRecords"
         )
-        body["attendanceRecords"] = records(world, meeting_id)
+        # Inline records page like participants_v2 do: the rest from the records route.
+        path = f"{request.path}/attendanceRecords"
+        size = options_of(request).attendance_page
+        chunk, link = page(request, records(world, meeting_id), size, path=path)
+        if link:
+            body["attendanceRecords@odata.nextLink"] = link
+        body["attendanceRecords"] = chunk
     fragment = f"{prefix}/attendanceReports/$entity"
     return web.json_response({"@odata.context": context(request, fragment)} | body)
 
 
 async def list_records(request: web.Request) -> web.Response:
+    """Pages of `attendance_page` records with `@odata.nextLink`; the route "supports the
+    OData query parameters", so `$top` chooses a smaller page."""
     world, meeting_id, prefix = _meeting(request)
     _report_of(request, world, meeting_id)
     fragment = f"{prefix}/attendanceReports('{report_id(meeting_id)}')/attendanceRecords"
-    body = {"@odata.context": context(request, fragment), "value": records(world, meeting_id)}
-    return web.json_response(body)
+    size = top(request, options_of(request).attendance_page)
+    return collection(request, fragment, records(world, meeting_id), size)
 
 
 # -- shapes --------------------------------------------------------------------------------

@@ -55,13 +55,18 @@ async def list_records(request: web.Request) -> web.Response:
     require_app_role(request, ROLE)
     world = world_of(request)
     keep = _filter(request.query.get("$filter"))
-    records = [select(request, record(request, world, m)) for m in world.played() if keep(world, m)]
+    records = [
+        select(request, record(request, world, m))
+        for m in world.played()
+        if world.call_record_ready(m) and keep(world, m)
+    ]
     size = top(request, options_of(request).call_records_page)
     return collection(request, "communications/callRecords", records, size)
 
 
 async def get_record(request: web.Request) -> web.Response:
-    """One record (404 until its meeting is played), `organizer_v2` always expanded."""
+    """One record (404 until it exists: `callrecord_after_s` after play), `organizer_v2`
+    always expanded."""
     require_app_role(request, ROLE)
     world, meeting_id = _played(request)
     body = record(request, world, meeting_id)
@@ -98,9 +103,11 @@ async def get_record(request: web.Request) -> web.Response:
 
 
 async def list_participants(request: web.Request) -> web.Response:
+    """Pages of at most 130; the page size is chosen with `Prefer: odata.maxpagesize` (the
+    route takes `$select` only)."""
     require_app_role(request, ROLE)
     world, meeting_id = _played(request)
-    size = top(request, options_of(request).participants_page)
+    size = top(request, options_of(request).participants_page, dollar_top=False)
     fragment = f"communications/callRecords('{request.match_info['id']}')/participants_v2"
     return collection(request, fragment, participants(world, meeting_id), size)
 
@@ -109,7 +116,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     require_app_role(request, ROLE)
     world, meeting_id = _played(request)
     with_segments = "segments" in expansions(request)
-    size = top(request, options_of(request).sessions_page)
+    size = top(request, options_of(request).sessions_page, dollar_top=False)
     fragment = f"communications/callRecords('{request.match_info['id']}')/sessions"
     return collection(request, fragment, sessions(world, meeting_id, with_segments), size)
 
@@ -118,13 +125,13 @@ async def list_sessions(request: web.Request) -> web.Response:
 def record(request: web.Request, world: World, meeting_id: str) -> dict[str, Any]:
     m = world.meeting(meeting_id)
     version = world.call_record_version(meeting_id)
-    played_at = world.played_at(meeting_id) or 0.0
+    made_at = world.call_record_ready_at(meeting_id) or 0.0
     return {
         "version": version,
         "type": "groupCall",
         "modalities": ["audio", "video", "screenSharing"],
         # Later versions come from later telemetry: a second apart is enough to order them.
-        "lastModifiedDateTime": iso(played_at + version - 1),
+        "lastModifiedDateTime": iso(made_at + version - 1),
         "startDateTime": iso(m.start),
         "endDateTime": iso(m.end),
         "id": world.call_record_id(meeting_id),
@@ -209,7 +216,7 @@ def _played(request: web.Request) -> tuple[World, str]:
     world = world_of(request)
     record_id = request.match_info["id"]
     meeting_id = world.meeting_by_call_record(record_id)
-    if meeting_id is None or world.played_at(meeting_id) is None:
+    if meeting_id is None or not world.call_record_ready(meeting_id):
         raise not_found(f"Call record '{record_id}' was not found.", code="NotFound")
     return world, meeting_id
 
@@ -228,8 +235,8 @@ def _filter(raw: str | None) -> Callable[[World, str], bool]:
 
     def keep(world: World, meeting_id: str) -> bool:
         m = world.meeting(meeting_id)
-        played_at = dt.datetime.fromtimestamp(world.played_at(meeting_id) or 0.0, dt.UTC)
-        times = {"startdatetime": m.start, "enddatetime": m.end, "lastmodifieddatetime": played_at}
+        made = dt.datetime.fromtimestamp(world.call_record_ready_at(meeting_id) or 0.0, dt.UTC)
+        times = {"startdatetime": m.start, "enddatetime": m.end, "lastmodifieddatetime": made}
         return all(op(times[field], when) for field, op, when in clauses)
 
     return keep

@@ -32,6 +32,10 @@ class DataOptions:
     call_records_page: int = 60  # GET /communications/callRecords
     participants_page: int = 130  # participants_v2, inline and paged
     sessions_page: int = 60
+    # Graph's docs give no page size for these two: a small one, so that a meeting with many
+    # attendees, or a series with many transcripts, pages here as it may live.
+    transcripts_page: int = 10  # GET …/onlineMeetings/{id}/transcripts
+    attendance_page: int = 10  # attendanceRecords, inline and paged
 
 
 WORLD_KEY = web.AppKey("graph_data_world", World)
@@ -155,13 +159,13 @@ def parse_time(text: str, what: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def top(request: web.Request, limit: int) -> int:
-    """`$top` (or `Prefer: odata.maxpagesize`) capped at `limit`."""
+def top(request: web.Request, limit: int, dollar_top: bool = True) -> int:
+    """`$top` (where the route supports it) or `Prefer: odata.maxpagesize`, capped at `limit`."""
     size = limit
     prefer = re.search(r"odata\.maxpagesize=(\d+)", request.headers.get("Prefer", ""))
     if prefer:
         size = min(size, int(prefer.group(1)))
-    raw = request.query.get("$top")
+    raw = request.query.get("$top") if dollar_top else None
     if raw is not None:
         if not raw.isdigit() or int(raw) < 1:
             raise bad_request(f"Invalid value '{raw}' for $top.")

@@ -55,16 +55,35 @@ class Notifier:
         return played
 
     async def _run(self, meetings: list[str]) -> None:
+        now = [m for m in meetings if self.world.call_record_ready(m)]
         batch = [
             (sub, self._call_record_item(sub, m, "created"))
-            for m in meetings
+            for m in now
             for sub in self._call_record_subscriptions("created")
         ]
         self._send_batch(batch)
         for m in meetings:
-            self.delivery.spawn(self._updated_later(m))
+            if m in now:
+                self.delivery.spawn(self._updated_later(m))
+            else:
+                self.delivery.spawn(self._call_record_when_ready(m))
             if self.world.has_transcript(m):
                 self.delivery.spawn(self._transcript_when_ready(m))
+
+    async def _call_record_when_ready(self, meeting: str) -> None:
+        """A late callRecord (`callrecord_after_s`): `created` once it exists, then `updated`."""
+        played_at = self.world.played_at(meeting)
+        while not self.world.call_record_ready(meeting):
+            await asyncio.sleep(self.options.transcript_poll_s)  # the same readiness poll
+            if self.world.played_at(meeting) != played_at:
+                return  # played again: that play sends its own notifications
+        self._send_batch(
+            [
+                (sub, self._call_record_item(sub, meeting, "created"))
+                for sub in self._call_record_subscriptions("created")
+            ]
+        )
+        await self._updated_later(meeting)
 
     def _send_batch(self, batch: list[tuple[Subscription, dict[str, Any]]]) -> None:
         """Queue the items for delivery; items due together reach an endpoint in one POST."""
@@ -155,8 +174,10 @@ class Notifier:
             if self.world.played_at(meeting) != played_at:
                 return  # played again: that play sends its own notification
         organizer = self.world.organizer_id(meeting)
+        # One notification per transcript, in the order they were made.
         batch = [
-            (sub, self._transcript_item(sub, meeting, organizer))
+            (sub, self._transcript_item(sub, meeting, organizer, index))
+            for index in range(len(self.world.meeting(meeting).transcripts))
             for sub in self.store.live()
             if sub.covers_organizer(organizer)
             and played_at is not None
@@ -164,9 +185,11 @@ class Notifier:
         ]
         self._send_batch(batch)
 
-    def _transcript_item(self, sub: Subscription, meeting: str, organizer: str) -> dict[str, Any]:
+    def _transcript_item(
+        self, sub: Subscription, meeting: str, organizer: str, index: int = 0
+    ) -> dict[str, Any]:
         om_id = self.world.online_meeting_id(meeting)
-        t_id = self.world.transcript_id(meeting)
+        t_id = self.world.transcript_id(meeting, index)
         if sub.user_id is not None:
             resource = f"users('{organizer}')/onlineMeetings('{om_id}')/transcripts('{t_id}')"
         else:
@@ -179,7 +202,7 @@ class Notifier:
             "@odata.id": resource,
         }
         if sub.include_resource_data and sub.encryption_certificate:
-            ready_at = self.world.transcript_ready_at(meeting)
+            ready_at = self.world.transcript_created_at(meeting, index)
             data = {
                 "id": t_id,
                 "meetingId": om_id,

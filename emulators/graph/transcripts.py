@@ -13,9 +13,11 @@ from aiohttp import web
 from emulators.graph.data import (
     GRAPH_ROOT,
     both,
+    collection,
     context,
     iso,
     meeting_of,
+    options_of,
     origin,
     page,
     parse_time,
@@ -53,32 +55,38 @@ def _meeting(request: web.Request) -> tuple[World, str, str]:
     return meeting_of(request, PERMISSION)
 
 
-def _ready(request: web.Request) -> tuple[World, str, str]:
-    """The meeting of `{transcript}`, 404 until its transcript is ready."""
+def _ready(request: web.Request) -> tuple[World, str, str, int]:
+    """The meeting of `{transcript}` and which of its transcripts it is; 404 until ready."""
     world, meeting_id, prefix = _meeting(request)
     wanted = request.match_info["transcript"]
-    if not world.transcript_ready(meeting_id) or wanted != world.transcript_id(meeting_id):
+    index = world.transcript_index(meeting_id, wanted)
+    if not world.transcript_ready(meeting_id) or index is None:
         raise not_found(f"Transcript '{wanted}' was not found.", code="NotFound")
-    return world, meeting_id, prefix
+    return world, meeting_id, prefix, index
 
 
 async def list_transcripts(request: web.Request) -> web.Response:
-    """The meeting's transcript once ready (`$filter=contentCorrelationId eq '…'` works)."""
+    """The meeting's ready transcripts, newest first as Graph's example lists them, in pages
+    of `transcripts_page` with `@odata.nextLink`. "This method doesn't support any OData
+    query parameters": no `$top`; only the Get page's `$filter=contentCorrelationId eq '…'`."""
     world, meeting_id, prefix = _meeting(request)
-    items = [transcript(request, world, meeting_id)] if world.transcript_ready(meeting_id) else []
+    items = []
+    if world.transcript_ready(meeting_id):
+        count = len(world.meeting(meeting_id).transcripts)
+        items = [transcript(request, world, meeting_id, i) for i in reversed(range(count))]
     wanted = re.match(r"^\s*contentCorrelationId\s+eq\s+'([^']*)'\s*$",
                       request.query.get("$filter", ""), re.I)  # fmt: skip
     if request.query.get("$filter") and wanted is None:
         raise bad_request(f"Invalid filter clause: '{request.query['$filter']}'.")
     if wanted:
         items = [t for t in items if t["contentCorrelationId"] == wanted.group(1)]
-    body = {"@odata.context": context(request, f"{prefix}/transcripts"), "value": items}
-    return web.json_response(body)
+    size = options_of(request).transcripts_page
+    return collection(request, f"{prefix}/transcripts", items, size)
 
 
 async def get_transcript(request: web.Request) -> web.Response:
-    world, meeting_id, prefix = _ready(request)
-    body = select(request, transcript(request, world, meeting_id))
+    world, meeting_id, prefix, index = _ready(request)
+    body = select(request, transcript(request, world, meeting_id, index))
     ctx = context(request, f"{prefix}/transcripts/$entity")
     return web.json_response({"@odata.context": ctx} | body)
 
@@ -100,21 +108,21 @@ def _want_vtt(request: web.Request) -> None:
 
 async def get_content(request: web.Request) -> web.Response:
     """The WebVTT (`Accept: text/vtt` or `$format=text/vtt`); every download counts."""
-    world, meeting_id, _ = _ready(request)
+    world, meeting_id, _, index = _ready(request)
     _want_vtt(request)
     _count(world, meeting_id)
     return web.Response(
-        body=(world.meeting(meeting_id).transcript or "").encode(), content_type=VTT
+        body=world.meeting(meeting_id).transcripts[index].encode(), content_type=VTT
     )
 
 
 async def get_metadata_content(request: web.Request) -> web.Response:
     """VTT whose cues are JSON: speaker, text, language and absolute times (metered too)."""
-    world, meeting_id, _ = _ready(request)
+    world, meeting_id, _, index = _ready(request)
     _count(world, meeting_id)
     m = world.meeting(meeting_id)
     lines = ["WEBVTT", ""]
-    for start, end, speaker, text in cues(m.transcript or ""):
+    for start, end, speaker, text in cues(m.transcripts[index]):
         at, until = m.start + dt.timedelta(seconds=start), m.start + dt.timedelta(seconds=end)
         lines += [f"{_stamp(start)} --> {_stamp(end)}",
                   json.dumps({"startDateTime": iso(at), "endDateTime": iso(until),
@@ -145,12 +153,13 @@ def _all(request: web.Request) -> tuple[World, list[dict[str, Any]]]:
     until = parse_time(args["enddatetime"], "endDateTime") if "enddatetime" in args else None
     items = []
     for meeting_id in world.played():
-        ready = world.transcript_ready_at(meeting_id)
         if world.organizer_id(meeting_id) != user.id or not world.transcript_ready(meeting_id):
             continue
-        created = dt.datetime.fromtimestamp(ready or 0.0, dt.UTC)
-        if (since is None or created >= since) and (until is None or created < until):
-            items.append(transcript(request, world, meeting_id))
+        for index in range(len(world.meeting(meeting_id).transcripts)):
+            made = world.transcript_created_at(meeting_id, index) or 0.0
+            created = dt.datetime.fromtimestamp(made, dt.UTC)
+            if (since is None or created >= since) and (until is None or created < until):
+                items.append(transcript(request, world, meeting_id, index))
     items.sort(key=lambda t: str(t["createdDateTime"]))
     return world, items
 
@@ -222,9 +231,13 @@ def organizer_identity(world: World, meeting_id: str) -> dict[str, Any]:
     return {"application": None, "device": None, "user": user}
 
 
-def transcript(request: web.Request, world: World, meeting_id: str) -> dict[str, Any]:
-    om_id, t_id = world.online_meeting_id(meeting_id), world.transcript_id(meeting_id)
+def transcript(
+    request: web.Request, world: World, meeting_id: str, index: int = 0
+) -> dict[str, Any]:
+    """The meeting's `index`-th callTranscript; it ends a moment after it was made."""
+    om_id, t_id = world.online_meeting_id(meeting_id), world.transcript_id(meeting_id, index)
     organizer = world.organizer_id(meeting_id)
+    created = world.transcript_created_at(meeting_id, index) or 0.0
     url = (
         f"{origin(request)}{GRAPH_ROOT}/users/{organizer}/onlineMeetings/{om_id}/transcripts/{t_id}"
     )
@@ -232,10 +245,10 @@ def transcript(request: web.Request, world: World, meeting_id: str) -> dict[str,
         "id": t_id,
         "meetingId": om_id,
         "callId": world.call_record_id(meeting_id),
-        "contentCorrelationId": world.content_correlation_id(meeting_id),
+        "contentCorrelationId": world.content_correlation_id(meeting_id, index),
         "transcriptContentUrl": f"{url}/content",
-        "createdDateTime": iso(world.transcript_ready_at(meeting_id) or 0.0),
-        "endDateTime": iso(world.played_at(meeting_id) or 0.0),
+        "createdDateTime": iso(created),
+        "endDateTime": iso(created + 0.5),
         "meetingOrganizer": organizer_identity(world, meeting_id),
     }
 

@@ -8,7 +8,15 @@ from typing import Any
 from aiohttp import web
 
 from emulators.graph.auth import caller
-from emulators.graph.data import GRAPH_ROOT, context, select, target_user, world_of
+from emulators.graph.data import (
+    GRAPH_ROOT,
+    collection,
+    context,
+    select,
+    target_user,
+    top,
+    world_of,
+)
 from emulators.graph.permissions import require_directory
 from emulators.graph.world import World
 from emulators.scenario import Participant, User
@@ -21,6 +29,7 @@ _EMPTY_IDENTITY_SET = (
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_get(f"{GRAPH_ROOT}/users", list_users)
     app.router.add_get(f"{GRAPH_ROOT}/users/{{uid}}", get_user)
     app.router.add_get(f"{GRAPH_ROOT}/me", get_user)
     app.router.add_get(f"{GRAPH_ROOT}/organization", organization)
@@ -36,6 +45,16 @@ async def get_user(request: web.Request) -> web.Response:
     require_directory(request, "User.Read.All", [*scopes, "User.Read"] if own else scopes)
     body = {"@odata.context": context(request, "users/$entity")} | profile(user)
     return web.json_response(select(request, body))
+
+
+async def list_users(request: web.Request) -> web.Response:
+    """The tenant's users, a page of `$top` (100 by default, as Graph's); an app needs
+    User.Read.All, a user User.ReadBasic.All or a higher scope."""
+    require_directory(
+        request, "User.Read.All", ["User.ReadBasic.All", "User.Read.All", "Directory.Read.All"]
+    )
+    users = [select(request, profile(u)) for u in world_of(request).scenario.users]
+    return collection(request, "users", users, top(request, 100))
 
 
 def profile(user: User) -> dict[str, Any]:

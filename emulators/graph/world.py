@@ -118,15 +118,27 @@ class World:
     def online_meeting_id(self, meeting_id: str) -> str:
         return _b64(f"1*{self.organizer_id(meeting_id)}*0**{self.thread_id(meeting_id)}")
 
-    def transcript_id(self, meeting_id: str) -> str:
-        return _b64(f"1##0##{_guid('transcript', meeting_id)}")
+    def transcript_id(self, meeting_id: str, index: int = 0) -> str:
+        """The id of the meeting's `index`-th transcript (0: the first made)."""
+        seed = meeting_id if index == 0 else f"{meeting_id}#{index}"
+        return _b64(f"1##0##{_guid('transcript', seed)}")
+
+    def transcript_ids(self, meeting_id: str) -> list[str]:
+        """Ids of the meeting's transcripts, in the order they were made."""
+        count = len(self.meeting(meeting_id).transcripts)
+        return [self.transcript_id(meeting_id, i) for i in range(count)]
+
+    def transcript_index(self, meeting_id: str, transcript_id: str) -> int | None:
+        """Which of the meeting's transcripts `transcript_id` is; None if none of them."""
+        ids = self.transcript_ids(meeting_id)
+        return ids.index(transcript_id) if transcript_id in ids else None
 
     def recording_id(self, meeting_id: str) -> str:
         return _b64(f"1##0##{_guid('recording', meeting_id)}")
 
-    def content_correlation_id(self, meeting_id: str) -> str:
+    def content_correlation_id(self, meeting_id: str, index: int = 0) -> str:
         """Links a meeting's transcript to its recording, as Graph's contentCorrelationId does."""
-        return _guid("content", meeting_id)
+        return _guid("content", meeting_id if index == 0 else f"{meeting_id}#{index}")
 
     def join_web_url(self, meeting_id: str) -> str:
         """A Teams join link; Teams writes its escapes in lower case (`19%3ameeting_…%40…`)."""
@@ -137,7 +149,7 @@ class World:
         )
 
     def has_transcript(self, meeting_id: str) -> bool:
-        return self.meeting(meeting_id).transcript is not None
+        return bool(self.meeting(meeting_id).transcripts)
 
     def transcript_ready_at(self, meeting_id: str) -> float | None:
         """When the transcript appears: play time + its delay; None if not played or none."""
@@ -148,6 +160,23 @@ class World:
 
     def transcript_ready(self, meeting_id: str) -> bool:
         at = self.transcript_ready_at(meeting_id)
+        return at is not None and self.clock() >= at
+
+    def transcript_created_at(self, meeting_id: str, index: int) -> float | None:
+        """When transcript `index` was made: they all appear together when ready, each a
+        second after the one before, the last at the ready time (None if not played)."""
+        ready = self.transcript_ready_at(meeting_id)
+        if ready is None:
+            return None
+        return ready - (len(self.meeting(meeting_id).transcripts) - 1 - index)
+
+    def call_record_ready_at(self, meeting_id: str) -> float | None:
+        """When the callRecord exists: play time + `callrecord_after_s`; None if not played."""
+        at = self.played_at(meeting_id)
+        return None if at is None else at + self.meeting(meeting_id).callrecord_after_s
+
+    def call_record_ready(self, meeting_id: str) -> bool:
+        at = self.call_record_ready_at(meeting_id)
         return at is not None and self.clock() >= at
 
     def call_record_version(self, meeting_id: str) -> int:

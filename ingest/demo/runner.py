@@ -229,7 +229,7 @@ class Demo:
         last_line = ""
         while True:
             run.meetings = {mid: self._status(conn, mid) for mid in ids}
-            done = [m for m, e in run.meetings.items() if e.get("outcome") in SETTLED]
+            done = [m for m, e in run.meetings.items() if _settled(e)]
             line = f"{len(done)}/{len(ids)} meetings settled"
             if line != last_line:
                 self.progress(line)
@@ -306,3 +306,14 @@ class Demo:
             print(f"demo files kept in {self.dir}", file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _settled(entry: dict[str, Any]) -> bool:
+    """A meeting has its outcome and, once pushed, its callRecord id in Salesforce (a late
+    callRecord fills it in after the push): every meeting of a scenario has a callRecord."""
+    if entry.get("outcome") not in SETTLED:
+        return False
+    cr_id = entry.get("call_record_id")
+    return entry["outcome"] != "pushed" or bool(
+        cr_id and cr_id == entry.get("written_call_record_id")
+    )

@@ -69,6 +69,7 @@ class Stack:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runners: list[web.AppRunner] = []
+        self.graph_app: web.Application | None = None
 
     # lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Stack:
@@ -95,6 +96,7 @@ class Stack:
     async def _start(self) -> None:
         graph = create_graph(self.world, clock=self.clock, faults=self.faults,
                              options=self.options, ca_dir=self.ca_dir)  # fmt: skip
+        self.graph_app = graph  # tests shrink its page sizes (emulators.graph.data)
         receiver = create_receiver(self.settings)
         for app, port, tls in ((graph, self.graph_port, server_context(self.ca_dir)),
                                (receiver, self.receiver_port, None)):  # fmt: skip
@@ -105,7 +107,15 @@ class Stack:
 
     async def _stop(self) -> None:
         for runner in reversed(self._runners):
+            server = runner.server
+            transports = [c.transport for c in server.connections] if server else []
             await runner.cleanup()
+            # A client that still holds a connection (azure-identity's, after a refused token
+            # request) never answers TLS close_notify: abort instead of leaving it open.
+            for transport in transports:
+                if transport is not None:
+                    transport.abort()
+        await asyncio.sleep(0.02)  # let the aborted transports' close callbacks run
 
     # the emulator's control routes -------------------------------------------------------
     def control(self, path: str, body: dict[str, Any] | None = None) -> Any:

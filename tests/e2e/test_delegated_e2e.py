@@ -75,7 +75,7 @@ def pushed_stub(monkeypatch: Any) -> list[str]:
     calls: list[str] = []
 
     def push(resolved: Any) -> dict[str, str]:
-        assert resolved.transcript_vtt.startswith("WEBVTT")
+        assert all(t.vtt.startswith("WEBVTT") for t in resolved.transcripts)
         calls.append(resolved.meeting_key)
         return {"meeting": "a01000"}
 

@@ -29,7 +29,7 @@ def pushed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     calls: list[str] = []
 
     def push(resolved: Any) -> dict[str, str]:
-        assert resolved.transcript_vtt.startswith("WEBVTT")
+        assert all(t.vtt.startswith("WEBVTT") for t in resolved.transcripts)
         calls.append(resolved.meeting_key)
         return {"meeting": f"a01{len(calls):03d}"}
 

@@ -225,13 +225,22 @@ class TestCallRecords:
         assert len(rest.value) == 7 and rest.odata_next_link is None
         ids = {p.id for p in record.participants_v2} | {p.id for p in rest.value}
         assert len(ids) == 137
-        pages, page = [], await item.participants_v2.get(request_configuration=config(top=50))
+        # "Prefer: odata.maxpagesize={x}: Specifies a preferred integer {x} page size for
+        # paginated results" — and the route lists `$select` as its only query option, so a
+        # `$top` leaves the page at its maximum ("The maximum page size for participants is
+        # 130 entries"; Graph "List participants_v2").
+        prefer: RequestConfiguration[Any] = RequestConfiguration()
+        prefer.headers.add("Prefer", "odata.maxpagesize=50")
+        pages, page = [], await item.participants_v2.get(request_configuration=prefer)
         while True:
             pages.append(len(page.value))
             if not page.odata_next_link:
                 break
-            page = await item.participants_v2.with_url(page.odata_next_link).get()
+            more = item.participants_v2.with_url(page.odata_next_link)
+            page = await more.get(request_configuration=prefer)
         assert pages == [50, 50, 37]
+        ignored = await item.participants_v2.get(request_configuration=config(top=50))
+        assert len(ignored.value) == 130
 
     async def test_list_filters_and_pages(self, g: Harness, clients: list[Any]) -> None:
         g.app[OPTIONS_KEY].call_records_page = 2

@@ -57,6 +57,7 @@ class TestParse:
         assert s.policy == {} and s.salesforce == {}
         assert s.users[1].eci is False
         assert m.transcript is None and m.transcript_ready_after_s == 0 and m.recording is False
+        assert m.transcripts == () and m.callrecord_after_s == 0
         assert m.start == dt.datetime(2026, 11, 20, 15, tzinfo=dt.UTC)
 
     def test_organizer_always_takes_part(self) -> None:
@@ -141,6 +142,8 @@ BAD = [
     ("meetings.0.transcript", "hello", r"meetings\[0\].transcript: WebVTT must start"),
     ("meetings.0.transcript_ready_after_s", -1, r"transcript_ready_after_s: must not be negative"),
     ("meetings.0.transcript_ready_after_s", "8", r"transcript_ready_after_s: must be a number"),
+    ("meetings.0.transcripts", "WEBVTT\n", r"meetings\[0\].transcripts: must be a list"),
+    ("meetings.0.callrecord_after_s", -1, r"callrecord_after_s: must not be negative"),
     ("meetings.0.recording", 1, r"meetings\[0\].recording: must be true or false"),
     ("meetings.0.participants.1", {"name": "X"}, r"participants\[1\]: needs one of upn, email"),
     ("meetings.0.participants.1", {"upn": "bob@contoso.com", "phone": "+14255550100"},
@@ -286,6 +289,8 @@ class TestDefaultScenario:
         long = by_id["m-009"].transcript or ""
         assert len(long) > 131_072 and "NOTE" in long and "<v " in long
         assert by_id["m-012"].transcript_ready_after_s >= 5
+        assert len(by_id["m-019"].transcripts) == 2  # transcription stopped and restarted
+        assert by_id["m-011"].callrecord_after_s >= 3  # the transcript comes first, live
         kinds = {p.kind for m in s.meetings for p in m.participants}
         assert kinds == {"user", "external", "phone", "guest"}
         twice = by_id["m-014"].participants

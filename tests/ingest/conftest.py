@@ -22,6 +22,8 @@ from workers import registry
 
 
 def register_known(conn: redis.Redis) -> None:
+    """The registry as `ingest subscriptions ensure` leaves it: two subscriptions, marked."""
+    registry.mark(conn)
     registry.save(conn, registry.Subscription(
         id=p.CR_SUB, resource="communications/callRecords", kind="callRecords",
         client_state=p.CR_STATE, tenant_id=p.TENANT, expires_at="2026-12-03T00:00:00+00:00",

@@ -11,6 +11,7 @@ from rq.registry import FailedJobRegistry
 from core import keys, vault
 from core.settings import Settings
 from ingest import health
+from ingest.checkup import store as checkup_store
 from ingest.ops_auth import COOKIE
 from ingest.ops_data import FailedCache
 from tests.ingest.ops_client import CLIENT_STATE, GRAPH_SECRET, SECRET_KEY, TOKEN, Client, sign_in
@@ -103,6 +104,9 @@ class TestPanels:
         assert 'id="graph-calls">7<' in body and 'id="salesforce-calls">3<' in body
         assert body.count('class="ok"') >= 1 and '<rect class="failed"' in body
         assert "1 failed jobs" in body and "no worker is running" in body
+        assert "settings not set: GRAPH_CLIENT_ID" in body  # the doctor's cheap checks
+        [persistence] = checkup_store.persistence(redis_conn)
+        assert ("redis persistence: " in body) is not persistence.ok
         assert 'id="story"' in body and "Outcome: pushed" in body
         for secret in (TOKEN, CLIENT_STATE, SECRET_KEY, GRAPH_SECRET, cookie,
                        "refresh-token-value", "RefreshToken"):  # fmt: skip

@@ -1,4 +1,4 @@
-"""Jobs for the crash-safety tests: the first attempt hangs, later ones finish at once."""
+"""Jobs for the crash-safety and Redis-outage tests of the worker."""
 
 from __future__ import annotations
 
@@ -13,5 +13,27 @@ def hang_first_time(name: str) -> int:
     attempt = int(job.connection.incr(f"test:attempts:{name}"))
     if attempt == 1:
         time.sleep(120)  # the test kills the worker long before this ends
+    job.connection.set(f"test:done:{name}", attempt)
+    return attempt
+
+
+def count_run(name: str) -> int:
+    """Counts its runs; used where a job must run exactly once."""
+    job = get_current_job()
+    assert job is not None
+    runs = int(job.connection.incr(f"test:runs:{name}"))
+    job.connection.set(f"test:done:{name}", runs)
+    return runs
+
+
+def stop_redis_first_time(name: str) -> int:
+    """The first run shuts Redis down under the worker (RQ's bookkeeping after the job then
+    fails); later runs finish."""
+    job = get_current_job()
+    assert job is not None
+    attempt = int(job.connection.incr(f"test:attempts:{name}"))
+    if attempt == 1:
+        job.connection.shutdown()
+        return attempt
     job.connection.set(f"test:done:{name}", attempt)
     return attempt

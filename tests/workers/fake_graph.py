@@ -6,7 +6,7 @@ import base64
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from core.exceptions import UpstreamPermanent
@@ -36,6 +36,8 @@ class FakeMeeting:
     people: list[dict[str, Any]] = field(default_factory=list)  # participants_v2 identities
     emails: dict[str, str] = field(default_factory=dict)  # directory id -> attendance e-mail
     transcript: str | None = VTT
+    more: tuple[str, ...] = ()  # further transcripts, made after the first (a minute apart)
+    no_call_record: bool = False  # the callRecord is not there yet (404)
     transcript_404s: int = 0  # content answers 404 this many times first
     listed_after: int = 0  # the transcript list is empty this many times first
     series: str | None = None  # occurrences of one recurring series share meeting and link
@@ -53,6 +55,15 @@ class FakeMeeting:
     @property
     def transcript_id(self) -> str:
         return base64.b64encode(f"1##0##{self.key}".encode()).decode()
+
+    @property
+    def texts(self) -> list[tuple[str, str]]:
+        """(transcript id, WebVTT) of each transcript, in the order made."""
+        if self.transcript is None:
+            return []
+        more = [(base64.b64encode(f"1##{i}##{self.key}".encode()).decode(), text)
+                for i, text in enumerate(self.more, start=1)]  # fmt: skip
+        return [(self.transcript_id, self.transcript), *more]
 
     @property
     def join_web_url(self) -> str:
@@ -85,7 +96,7 @@ class FakeGraph:
     def call_record(self, call_record_id: str) -> dict[str, Any] | None:
         self._count("callRecord")
         m = self._by("call_record_id", call_record_id)
-        if m is None:
+        if m is None or m.no_call_record:
             return None
         organizer = user(m.organizer_id, "Organizer", None)
         return {
@@ -148,6 +159,7 @@ class FakeGraph:
         return found[-1] if found else None
 
     def transcripts(self, organizer_id: str, meeting_id: str) -> list[dict[str, Any]]:
+        """Every occurrence's transcripts, newest first as Graph lists them."""
         self._count("transcripts")
         out = []
         for m in self.meetings.values():
@@ -156,32 +168,29 @@ class FakeGraph:
             if m.listed_after > 0:
                 m.listed_after -= 1
                 continue
-            out.append({"id": m.transcript_id, "meetingId": m.online_meeting_id,
-                        "createdDateTime": m.start})  # fmt: skip
-        return out
-
-    def transcript(
-        self, organizer_id: str, meeting_id: str, transcript_id: str
-    ) -> dict[str, Any] | None:
-        self._count("transcript")
-        m = self._by("transcript_id", transcript_id)
-        if m is None or m.transcript is None:
-            return None
-        return {"id": m.transcript_id, "meetingId": m.online_meeting_id,
-                "createdDateTime": m.start, "endDateTime": m.end}  # fmt: skip
+            start = datetime.fromisoformat(m.start.replace("Z", "+00:00"))
+            for i, (tid, _) in enumerate(m.texts):
+                made = (start + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                out.append({"id": tid, "meetingId": m.online_meeting_id,
+                            "callId": m.call_record_id, "createdDateTime": made,
+                            "endDateTime": m.end})  # fmt: skip
+        return sorted(out, key=lambda t: str(t["createdDateTime"]), reverse=True)
 
     def transcript_content(
         self, organizer_id: str, meeting_id: str, transcript_id: str
     ) -> str | None:
         self._count("transcriptContent")
-        m = self._by("transcript_id", transcript_id)
-        if m is None or m.transcript is None:
+        found = [(m, text) for m in self.meetings.values() for tid, text in m.texts
+                 if tid == transcript_id]  # fmt: skip
+        if not found:
             return None
+        m, text = found[0]
         if m.transcript_404s > 0:
             m.transcript_404s -= 1
             return None
         self.served[m.key] += 1
-        return m.transcript
+        self.served[transcript_id] += 1
+        return text
 
     def verified_domains(self) -> list[str]:
         self._count("organization")

@@ -120,7 +120,7 @@ class TestEligibleOnCallRecordPath:
         assert "outcome" not in state
         resolved = handoff.load(redis_conn, key)
         assert resolved is not None
-        assert resolved.transcript_vtt == m.transcript
+        assert [t.vtt for t in resolved.transcripts] == [m.transcript]
         assert resolved.online_meeting_id == m.online_meeting_id
         assert resolved.call_record_id == m.call_record_id
         assert resolved.organizer_email == "alice@contoso.com"
@@ -239,7 +239,7 @@ class TestReadiness:
         m = external_meeting()
         pipe, graph, _ = world(m)
         key = pipe.on_call_record(cr_payload(m))["meeting_key"]
-        assert transcripts.stored(redis_conn, key) == m.transcript
+        assert transcripts.stored(redis_conn, key, m.transcript_id) == m.transcript
         pipe.check_transcript(key)
         assert graph.served[m.key] == 1
 
@@ -361,7 +361,8 @@ class TestRecurringSeries:
         assert a != b
         assert pipe.on_transcript(tr_payload(second))["meeting_key"] == b
         assert pipe.on_transcript(tr_payload(first))["meeting_key"] == a
-        texts = {k: transcripts.stored(redis_conn, k) for k in (a, b)}
+        texts = {k: transcripts.stored(redis_conn, k, m.transcript_id)
+                 for k, m in ((a, first), (b, second))}  # fmt: skip
         assert texts == {a: VTT_1, b: VTT_2}
         assert (graph.served["w1"], graph.served["w2"]) == (1, 1)
 
@@ -377,12 +378,13 @@ class TestNoAttendanceReport:
     def test_left_to_call_record(self, world: Any) -> None:
         from core.exceptions import UpstreamTransient
 
-        m = external_meeting(report=False)
+        m = external_meeting(report=False, no_call_record=True)
         pipe, graph, _ = world(m)
         with pytest.raises(UpstreamTransient):
             pipe.on_transcript(tr_payload(m))
         key = pipe.ledger.find(m.online_meeting_id)
         assert key is not None and "decision" not in pipe.ledger.meeting(key)
+        m.no_call_record = False
         assert pipe.on_call_record(cr_payload(m))["meeting_key"] == key
         state = pipe.ledger.meeting(key)
         assert (state["reason"], state["stage"]) == ("external_participants", "ready")

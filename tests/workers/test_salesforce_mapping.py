@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from workers.meeting import ResolvedMeeting, ResolvedParticipant
+from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
 from workers.salesforce import mapping
 from workers.salesforce.mapping import PersonMatch, Related
 from workers.vtt import SALESFORCE_TEXT_LIMIT, parse
@@ -44,10 +44,11 @@ def meeting(**changes: object) -> ResolvedMeeting:
         organizer_email="alice@contoso.com",
         reason="external_participants",
         participants=(ALICE, CAROL, PHONE),
-        transcript_id="t-1",
-        transcript_vtt=VTT,
+        transcripts=(ResolvedTranscript("t-1", VTT),),
         recording_url="https://contoso.sharepoint.com/rec.mp4",
     )
+    if "transcript_vtt" in changes:  # one transcript with this text
+        changes["transcripts"] = (ResolvedTranscript("t-1", str(changes.pop("transcript_vtt"))),)
     base.update(changes)
     return ResolvedMeeting(**base)  # type: ignore[arg-type]
 
@@ -76,7 +77,7 @@ class TestKeys:
 
     def test_keys_differ_by_record_and_are_stable(self) -> None:
         m = meeting()
-        keys = [mapping.meeting_key(m), mapping.transcript_key(m)]
+        keys = [mapping.meeting_key(m), mapping.transcript_key(m, m.transcripts[0])]
         keys += [mapping.participant_key(m, p) for p in m.participants]
         assert len(set(keys)) == len(keys)
         assert keys[0] == "m-001"
@@ -220,11 +221,11 @@ class TestTranscript:
 
     def test_file_holds_the_full_webvtt(self) -> None:
         m = meeting()
-        file = mapping.transcript_file(m, "@{meeting.id}")
+        file = mapping.transcript_file(m, m.transcripts[0], "@{meeting.id}")
         assert base64.b64decode(str(file["VersionData"])).decode() == VTT
         assert file["FirstPublishLocationId"] == "@{meeting.id}"
         assert str(file["PathOnClient"]).endswith(".vtt")
-        assert file == mapping.transcript_file(meeting(), "@{meeting.id}")
+        assert file == mapping.transcript_file(meeting(), m.transcripts[0], "@{meeting.id}")
 
 
 class TestFieldLimits:

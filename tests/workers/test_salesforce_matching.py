@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from workers.meeting import ResolvedMeeting, ResolvedParticipant
+from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
 from workers.salesforce import matching
 from workers.salesforce.mapping import PersonMatch, Related
 from workers.salesforce.matching import Lookup, Opportunity, Person, Role
@@ -21,7 +21,7 @@ def meeting(*people: ResolvedParticipant) -> ResolvedMeeting:
         meeting_key="m-1", online_meeting_id=None, call_record_id=None, subject="s",
         start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 1, tzinfo=UTC),
         organizer_email="alice@contoso.com", reason="external_participants",
-        participants=people, transcript_id="t", transcript_vtt="WEBVTT\n",
+        participants=people, transcripts=(ResolvedTranscript("t", "WEBVTT\n"),),
     )  # fmt: skip
 
 

@@ -28,7 +28,7 @@ from emulators.salesforce.oauth import load_public_key
 from emulators.tls import server_context
 from tests.certs import self_signed
 from workers import context
-from workers.meeting import ResolvedMeeting, ResolvedParticipant
+from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
 from workers.salesforce import mapping, matching, outcome, schema, stage
 from workers.salesforce.client import Backoff, Credentials, SalesforceClient
 from workers.salesforce.stage import Connection
@@ -198,8 +198,8 @@ def meeting(key: str = "m-001", participants: tuple[ResolvedParticipant, ...] = 
         meeting_key=key, online_meeting_id="MSo" + key, call_record_id="cr-" + key,
         subject="Renewal call", start=dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.UTC),
         end=dt.datetime(2026, 11, 20, 15, 30, tzinfo=dt.UTC), organizer_email="alice@contoso.com",
-        reason="external_participants", participants=participants, transcript_id="t-" + key,
-        transcript_vtt=vtt,
+        reason="external_participants", participants=participants,
+        transcripts=(ResolvedTranscript("t-" + key, vtt),),
     )  # fmt: skip
 
 

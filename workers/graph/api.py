@@ -24,6 +24,20 @@ _APP_ROLE = {"OnlineMeetings.Read": "OnlineMeetings.Read.All"}
 T = TypeVar("T")
 
 
+async def _rest(sdk: Any, builder: Any, first: dict[str, Any], key: str = "") -> list[Any]:
+    """Every item of a collection whose first page is `first`: its `value` (or the expanded
+    `key`) and each further page, following `@odata.nextLink` (one request a page)."""
+    items = list(first.get(key or "value") or [])
+    link = first.get(f"{key}@odata.nextLink" if key else "@odata.nextLink")
+    for _ in range(MAX_PAGES):
+        if not link:
+            break
+        page = await get_json(sdk, builder.with_url(link))
+        items.extend(page.get("value") or [])
+        link = page.get("@odata.nextLink")
+    return items
+
+
 @dataclass
 class _Query:
     """OData query options for any request builder, named as the SDK's generated ones are."""
@@ -85,14 +99,8 @@ class GraphApi:
         async def get(sdk: Any) -> dict[str, Any]:
             item = sdk.communications.call_records.by_call_record_id(call_record_id)
             record = await get_json(sdk, item, _config(expand=["participants_v2"]))
-            link = record.pop("participants_v2@odata.nextLink", None)
-            people = list(record.get("participants_v2") or [])
-            for _ in range(MAX_PAGES):
-                if not link:
-                    break
-                page = await get_json(sdk, item.participants_v2.with_url(link))
-                people.extend(page.get("value") or [])
-                link = page.get("@odata.nextLink")
+            people = await _rest(sdk, item.participants_v2, record, "participants_v2")
+            record.pop("participants_v2@odata.nextLink", None)
             record["participants_v2"] = people
             return record
 
@@ -161,7 +169,11 @@ class GraphApi:
             builder = meeting_builder(sdk).attendance_reports.by_meeting_attendance_report_id(
                 report_id
             )
-            return await get_json(sdk, builder, _config(expand=["attendanceRecords"]))
+            report = await get_json(sdk, builder, _config(expand=["attendanceRecords"]))
+            records = await _rest(sdk, builder.attendance_records, report, "attendanceRecords")
+            report.pop("attendanceRecords@odata.nextLink", None)
+            report["attendanceRecords"] = records
+            return report
 
         try:
             return self._as(organizer_id, "reading the attendance report", one, ARTIFACTS)
@@ -170,34 +182,20 @@ class GraphApi:
 
     # transcripts -------------------------------------------------------------------------
     def transcripts(self, organizer_id: str, meeting_id: str) -> list[dict[str, Any]]:
-        async def get(sdk: Any) -> dict[str, Any]:
+        """Every transcript of the meeting (of every occurrence, for a series): one request a
+        page; Graph lists the newest first."""
+
+        async def get(sdk: Any) -> list[Any]:
             builder = sdk.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(
                 meeting_id
             )
-            return await get_json(sdk, builder.transcripts)
+            return await _rest(sdk, builder.transcripts, await get_json(sdk, builder.transcripts))
 
         try:
-            return list(
-                self._as(organizer_id, "listing transcripts", get, TRANSCRIPTS).get("value") or []
-            )
+            listed = self._as(organizer_id, "listing transcripts", get, TRANSCRIPTS)
         except NotFound:
             return []
-
-    def transcript(
-        self, organizer_id: str, meeting_id: str, transcript_id: str
-    ) -> dict[str, Any] | None:
-        """One transcript's metadata (times, organizer), or None while Graph says 404."""
-
-        async def get(sdk: Any) -> dict[str, Any]:
-            builder = sdk.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(
-                meeting_id
-            )
-            return await get_json(sdk, builder.transcripts.by_call_transcript_id(transcript_id))
-
-        try:
-            return self._as(organizer_id, "reading the transcript's metadata", get, TRANSCRIPTS)
-        except NotFound:
-            return None
+        return [t for t in listed if isinstance(t, dict)]
 
     def transcript_content(
         self, organizer_id: str, meeting_id: str, transcript_id: str

@@ -147,6 +147,17 @@ class GraphClient:
         adapter.base_url = self.settings.graph_base_url
         self.sdk = GraphServiceClient(request_adapter=adapter)
 
+    def access_token(self) -> str:
+        """A token of this client's credential, as every request carries it (one token request
+        unless the credential holds one); sign-in failures become UpstreamError."""
+        try:
+            return str(self._credential.get_token(*SCOPES).token)
+        except Exception as exc:
+            mapped = translate(exc, "requesting a token", app_id=self.settings.graph_client_id)
+            if mapped is None:
+                raise
+            raise mapped from None
+
     def call(
         self,
         what: str,

@@ -22,6 +22,7 @@ from core.exceptions import (
     UpstreamTransient,
 )
 
+_AADSTS = re.compile(r"AADSTS\d+")  # Entra's error code, e.g. AADSTS7000215: bad secret
 _TRANSIENT = frozenset({408, 409, 423, 429, 500, 502, 503, 504})
 # How Graph words a missing Teams application access policy: the current docs' "No
 # application access policy found for this app", the older "App … is not authorized to …
@@ -36,6 +37,9 @@ _CONSENT_HINT = (
     "and a Teams application access policy for the organizer "
     "(New-CsApplicationAccessPolicy / Grant-CsApplicationAccessPolicy)"
 )
+# How a 403's message tells its two causes apart (`ingest doctor` reads them back).
+NO_POLICY_TEXT = "No Teams application access policy"
+NO_PERMISSION_TEXT = "Permission missing"
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -83,9 +87,9 @@ def forbidden(
     """The ledger text of a 403: the access policy's cmdlets or the permission to grant."""
     detail = detail.rstrip(".")
     if _NO_POLICY.search(message):
-        return f"{detail}. No Teams application access policy: {policy_fix(user_id, app_id)}"
+        return f"{detail}. {NO_POLICY_TEXT}: {policy_fix(user_id, app_id)}"
     if permission:
-        return f"{detail}. Permission missing: {permission_fix(permission)}"
+        return f"{detail}. {NO_PERMISSION_TEXT}: {permission_fix(permission)}"
     return f"{detail}. Access denied: {_CONSENT_HINT}"
 
 
@@ -141,11 +145,16 @@ def translate(
     name = type(exc).__name__
     if name == "ClientAuthenticationError":  # azure-identity: the token request failed
         auth_status = getattr(exc, "status_code", None)
+        entra = _AADSTS.search(str(exc))
+        if entra is None and auth_status is None and getattr(exc, "response", None) is None:
+            # Neither Entra's error code nor a status: the authority was not reached.
+            return UpstreamTransient(f"Graph sign-in unreachable while {what}")
         if isinstance(auth_status, int) and (auth_status == 429 or auth_status >= 500):
             return UpstreamTransient(f"Graph sign-in answered {auth_status} while {what}")
         return UpstreamPermanent(
-            f"Graph sign-in failed while {what}: check GRAPH_TENANT_ID, GRAPH_CLIENT_ID and "
-            "the client secret or certificate"
+            f"Graph sign-in failed while {what}"
+            + (f" ({entra.group(0)})" if entra else "")
+            + ": check GRAPH_TENANT_ID, GRAPH_CLIENT_ID and the client secret or certificate"
         )
     if name == "ServiceRequestError":  # azure-identity could not reach the authority
         return UpstreamTransient(f"Graph sign-in unreachable while {what}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from workers.meeting import ResolvedMeeting, ResolvedParticipant
+from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
 from workers.vtt import Transcript
 
 MEETING = "Teams_Meeting__c"
@@ -60,8 +61,21 @@ def participant_key(meeting: ResolvedMeeting, person: ResolvedParticipant) -> st
     return external_key(f"{meeting.meeting_key}/p/{person.key}")
 
 
-def transcript_key(meeting: ResolvedMeeting) -> str:
-    return external_key(f"{meeting.meeting_key}/t/{meeting.transcript_id}")
+def transcript_key(meeting: ResolvedMeeting, transcript: ResolvedTranscript) -> str:
+    """One Teams_Transcript__c per Graph transcript of the meeting."""
+    return external_key(f"{meeting.meeting_key}/t/{transcript.id}")
+
+
+def transcript_ref(index: int) -> str:
+    """The composite referenceId of the meeting's `index`-th transcript (its file: "file…")."""
+    return "transcript" if index == 0 else f"transcript{index + 1}"
+
+
+def combined(transcripts: Sequence[Transcript]) -> Transcript:
+    """The cues of all of a meeting's transcripts, in the order made: what its insights
+    (talk time, questions) are computed from."""
+    language = next((t.language for t in transcripts if t.language), None)
+    return Transcript(cues=tuple(c for t in transcripts for c in t.cues), language=language)
 
 
 def sf_datetime(value: datetime) -> str:
@@ -173,12 +187,15 @@ def participant_records(
 
 
 def transcript_record(
-    meeting: ResolvedMeeting, transcript: Transcript
+    meeting: ResolvedMeeting, transcript: Transcript, index: int = 0
 ) -> tuple[dict[str, object], bool]:
-    """Fields of Teams_Transcript__c and whether the text had to be truncated."""
+    """Fields of the meeting's `index`-th Teams_Transcript__c and whether its text had to be
+    truncated; with several, the Name says which (`Transcript 2/3: …`)."""
     text, truncated = transcript.text_for_salesforce()
+    count = len(meeting.transcripts)
+    label = "Transcript: " if count <= 1 else f"Transcript {index + 1}/{count}: "
     record: dict[str, object] = {
-        "Name": ("Transcript: " + (meeting.subject.strip() or "Teams meeting"))[:NAME_LIMIT],
+        "Name": (label + (meeting.subject.strip() or "Teams meeting"))[:NAME_LIMIT],
         "Text__c": text,
         "Language__c": (transcript.language or "")[:20] or None,
         "Is_Truncated__c": truncated,
@@ -188,12 +205,14 @@ def transcript_record(
     return record, truncated
 
 
-def transcript_file(meeting: ResolvedMeeting, meeting_ref: str) -> dict[str, object]:
-    """A ContentVersion holding the full WebVTT, published on the meeting `meeting_ref`."""
-    stem = transcript_key(meeting).replace("sha256:", "")[:40]
+def transcript_file(
+    meeting: ResolvedMeeting, transcript: ResolvedTranscript, meeting_ref: str
+) -> dict[str, object]:
+    """A ContentVersion holding a transcript's full WebVTT, published on `meeting_ref`."""
+    stem = transcript_key(meeting, transcript).replace("sha256:", "")[:40]
     return {
         "Title": ("Transcript: " + (meeting.subject.strip() or "Teams meeting"))[:255],
         "PathOnClient": f"teams-transcript-{stem}.vtt",
-        "VersionData": base64.b64encode(meeting.transcript_vtt.encode()).decode(),
+        "VersionData": base64.b64encode(transcript.vtt.encode()).decode(),
         "FirstPublishLocationId": meeting_ref,
     }

@@ -1,7 +1,8 @@
 """Matching people and related records (ECI's order) from one round of look-ups; pure.
 
-The look-up round is one composite request: the transcript record by its key, and at most
-five queries (Salesforce's cap per composite request):
+The look-up round is one composite request: each transcript record by its key (whether an
+earlier run stored it truncated, with its file), and at most five queries (Salesforce's cap
+per composite request):
 - Contacts by the participants' e-mail addresses, each with its contact roles on open
   opportunities modified in the last two years (a parent-to-child sub-select);
 - Leads and Users by the same addresses;
@@ -83,14 +84,15 @@ def lookup_requests(meeting: ResolvedMeeting, version: str) -> list[dict[str, An
             "referenceId": ref,
         }
 
-    tkey = quote(mapping.transcript_key(meeting), safe="")
     subs: list[dict[str, Any]] = [
         {
             "method": "GET",
-            "url": f"{base}/sobjects/{mapping.TRANSCRIPT}/{mapping.TRANSCRIPT_KEY}/{tkey}"
+            "url": f"{base}/sobjects/{mapping.TRANSCRIPT}/{mapping.TRANSCRIPT_KEY}/"
+            f"{quote(mapping.transcript_key(meeting, transcript), safe='')}"
             "?fields=Id,Is_Truncated__c",
-            "referenceId": "transcript",
-        },
+            "referenceId": mapping.transcript_ref(index),
+        }
+        for index, transcript in enumerate(meeting.transcripts)
     ]
     addresses = emails(meeting)
     if not addresses:
@@ -158,12 +160,17 @@ class Role:
 class Lookup:
     """What the look-up round found."""
 
-    transcript_truncated: bool = False
+    truncated: frozenset[int] = frozenset()  # transcripts (by index) stored truncated before
     contacts: tuple[Person, ...] = ()
     leads: tuple[Person, ...] = ()
     users: tuple[Person, ...] = ()
     roles: tuple[Role, ...] = ()
     opportunities: tuple[Opportunity, ...] = ()
+
+    @property
+    def transcript_truncated(self) -> bool:
+        """Whether the (first) transcript was stored truncated before."""
+        return 0 in self.truncated
 
 
 def _records(body: Any) -> list[dict[str, Any]]:
@@ -189,7 +196,16 @@ def _body(results: dict[str, tuple[int, Any]], ref: str) -> Any:
 
 def parse_lookup(results: dict[str, tuple[int, Any]]) -> Lookup:
     """The Lookup from sub-responses by referenceId (status, body), already checked."""
-    status, body = results.get("transcript", (404, None))
+    truncated = set()
+    for ref, (status, body) in results.items():
+        index = _transcript_index(ref)
+        if (
+            index is not None
+            and status == 200
+            and isinstance(body, dict)
+            and body.get("Is_Truncated__c")
+        ):
+            truncated.add(index)
     contacts = _records(_body(results, "contacts"))
     roles = []
     for contact in contacts:
@@ -215,15 +231,21 @@ def parse_lookup(results: dict[str, tuple[int, Any]]) -> Lookup:
                 website=(r.get("Account") or {}).get("Website"),
             )
     return Lookup(
-        transcript_truncated=bool(
-            status == 200 and isinstance(body, dict) and body.get("Is_Truncated__c")
-        ),
+        truncated=frozenset(truncated),
         contacts=_people({"records": contacts}),
         leads=_people(_body(results, "leads")),
         users=_people(_body(results, "users")),
         roles=tuple(roles),
         opportunities=tuple(opportunities.values()),
     )
+
+
+def _transcript_index(ref: str) -> int | None:
+    """The transcript index `mapping.transcript_ref` gave this referenceId, if it is one."""
+    if ref == "transcript":
+        return 0
+    rest = ref.removeprefix("transcript")
+    return int(rest) - 1 if rest != ref and rest.isdigit() and int(rest) > 1 else None
 
 
 def match_people(addresses: Iterable[str], lookup: Lookup) -> dict[str, PersonMatch]:

@@ -130,6 +130,18 @@ def writable_optional(describes: dict[str, dict[str, Any] | None]) -> Schema:
 def check(client: SalesforceClient) -> Schema:
     """Describe the objects written and read in one composite call (one API call); raise
     SchemaMissing naming what lacks."""
+    describes = describe(client)
+    missing = problems(describes)
+    if missing:
+        raise SchemaMissing(
+            "Salesforce lacks what the product writes: " + ", ".join(missing) + f"; {HINT}"
+        )
+    return writable_optional(describes)
+
+
+def describe(client: SalesforceClient) -> dict[str, dict[str, Any] | None]:
+    """Each object written or read, as `describe` shows it (None: absent or hidden), in one
+    composite call."""
     base = f"/services/data/v{client.api_version}/sobjects"
     objects = [*REQUIRED, *READ]
     subs = [
@@ -146,9 +158,4 @@ def check(client: SalesforceClient) -> Schema:
             describes[obj] = None
         else:
             raise UpstreamPermanent(f"describe {obj} failed: {status} {error_code(body)}")
-    missing = problems(describes)
-    if missing:
-        raise SchemaMissing(
-            "Salesforce lacks what the product writes: " + ", ".join(missing) + f"; {HINT}"
-        )
-    return writable_optional(describes)
+    return describes

@@ -1,12 +1,12 @@
 """The Salesforce stage: a meeting written in two API calls, one of look-ups, one of upserts.
 
-Call 1 (composite, reads only): the transcript record if it exists, Contacts (with their roles
-on open opportunities), Leads and Users by e-mail, and the open opportunities of the contacts'
-accounts and of the external domains' accounts (workers.salesforce.matching). Call 2
-(composite, allOrNone, run in the order sent): upserts by external id of the meeting, the
-transcript and the participants (sObject Collections of at most 200 each), which name the
-meeting by its external id and so must follow it, and the full WebVTT as one
-ContentVersion when the text was truncated and no earlier run attached it. A replay writes
+Call 1 (composite, reads only): the transcript records if they exist, Contacts (with their
+roles on open opportunities), Leads and Users by e-mail, and the open opportunities of the
+contacts' accounts and of the external domains' accounts (workers.salesforce.matching). Call 2
+(composite, allOrNone, run in the order sent): upserts by external id of the meeting, each of
+its transcripts and the participants (sObject Collections of at most 200 each), and a
+transcript's full WebVTT as a
+ContentVersion when its text was truncated and no earlier run attached it. A replay writes
 the same records again: upserts on external ids, and the file is created in the same
 transaction as the truncated transcript that records it.
 """
@@ -27,6 +27,7 @@ from workers.salesforce.client import SalesforceClient
 
 COLLECTION_SIZE = 200  # sObject Collections' limit per request
 MAX_COLLECTIONS = 5  # queries and collections per composite request
+MAX_SUBREQUESTS = 25  # subrequests per composite request
 MAX_PARTICIPANTS = COLLECTION_SIZE * MAX_COLLECTIONS
 
 log = structlog.get_logger("workers.salesforce")
@@ -65,9 +66,10 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
             f"{len(meeting.participants)} participants: at most {MAX_PARTICIPANTS} fit one write"
         )
     try:
-        transcript = vtt.parse(meeting.transcript_vtt)
+        parsed = [vtt.parse(t.vtt) for t in meeting.transcripts]
     except BadInput as exc:
-        raise UpstreamPermanent(f"the transcript Graph returned is not WebVTT: {exc}") from None
+        raise UpstreamPermanent(f"a transcript Graph returned is not WebVTT: {exc}") from None
+    transcript = mapping.combined(parsed)
     client = conn.client
     calls = client.calls
     looked_up = outcome.results(
@@ -79,7 +81,7 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
                 "compositeRequest": matching.lookup_requests(meeting, client.api_version),
             },
         ),
-        allowed={"transcript": (404,)},
+        allowed={mapping.transcript_ref(i): (404,) for i in range(len(parsed))},
         meeting_key=meeting.meeting_key,
     )
     for ref, (_, body) in looked_up.items():
@@ -89,7 +91,7 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
     addresses = matching.emails(meeting)
     related = matching.decide_related(addresses, matching.external_domains(meeting), found)
     people = matching.match_people(addresses, found)
-    subs, attach = _write_requests(conn, meeting, transcript, talk, related, people, found)
+    subs, attach = _write_requests(conn, meeting, parsed, talk, related, people, found)
     # Collation is on by default (API 49.0+) and may run the participants and the transcript
     # before the meeting they name by external id: the order is set explicitly.
     results = outcome.results(
@@ -102,9 +104,11 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
         subs,
         meeting_key=meeting.meeting_key,
     )
-    ids = {"meeting": _id(results["meeting"]), "transcript": _id(results["transcript"])}
-    if attach:
-        ids["file"] = _id(results["file"])
+    ids = {"meeting": _id(results["meeting"])}
+    for i in range(len(parsed)):
+        ids[mapping.transcript_ref(i)] = _id(results[mapping.transcript_ref(i)])
+    for ref in attach:
+        ids[ref] = _id(results[ref])
     if related.account_id:
         ids["related_account"] = related.account_id
     if related.opportunity_id:
@@ -115,7 +119,8 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
         participants=len(meeting.participants),
         matched=len(people),
         related=related.rule,
-        file_attached=attach,
+        transcripts=len(parsed),
+        files_attached=len(attach),
         api_calls=client.calls - calls,
     )
     return ids
@@ -124,17 +129,16 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
 def _write_requests(
     conn: Connection,
     meeting: ResolvedMeeting,
-    transcript: vtt.Transcript,
+    parsed: list[vtt.Transcript],
     talk: dict[str, float],
     related: mapping.Related,
     people: dict[str, mapping.PersonMatch],
     found: matching.Lookup,
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The write round's subrequests, and the referenceIds of the files it attaches."""
     base = f"/services/data/v{conn.client.api_version}/sobjects"
     mkey = quote(mapping.meeting_key(meeting), safe="")
-    tkey = quote(mapping.transcript_key(meeting), safe="")
-    meeting_fields = mapping.meeting_record(meeting, transcript, talk, related)
-    text_fields, truncated = mapping.transcript_record(meeting, transcript)
+    meeting_fields = mapping.meeting_record(meeting, mapping.combined(parsed), talk, related)
     subs: list[dict[str, Any]] = [
         {
             "method": "PATCH",
@@ -142,25 +146,33 @@ def _write_requests(
             "referenceId": "meeting",
             "body": conn.schema.keep(mapping.MEETING, meeting_fields),
         },
-        {
-            "method": "PATCH",
-            "url": f"{base}/{mapping.TRANSCRIPT}/{mapping.TRANSCRIPT_KEY}/{tkey}",
-            "referenceId": "transcript",
-            "body": text_fields,
-        },
     ]
-    # The file is created with the transcript that says it exists (one transaction), so a
-    # transcript already marked truncated means an earlier run attached it.
-    attach = truncated and not found.transcript_truncated
-    if attach:
+    attach = []
+    for index, (resolved, transcript) in enumerate(zip(meeting.transcripts, parsed, strict=True)):
+        ref = mapping.transcript_ref(index)
+        tkey = quote(mapping.transcript_key(meeting, resolved), safe="")
+        text_fields, truncated = mapping.transcript_record(meeting, transcript, index)
         subs.append(
             {
-                "method": "POST",
-                "url": f"{base}/{mapping.FILE}",
-                "referenceId": "file",
-                "body": mapping.transcript_file(meeting, "@{meeting.id}"),
+                "method": "PATCH",
+                "url": f"{base}/{mapping.TRANSCRIPT}/{mapping.TRANSCRIPT_KEY}/{tkey}",
+                "referenceId": ref,
+                "body": text_fields,
             }
         )
+        # The file is created with the transcript that says it exists (one transaction), so
+        # a transcript already marked truncated means an earlier run attached it.
+        if truncated and index not in found.truncated:
+            file_ref = ref.replace("transcript", "file")
+            attach.append(file_ref)
+            subs.append(
+                {
+                    "method": "POST",
+                    "url": f"{base}/{mapping.FILE}",
+                    "referenceId": file_ref,
+                    "body": mapping.transcript_file(meeting, resolved, "@{meeting.id}"),
+                }
+            )
     rows = mapping.participant_records(meeting, talk, people)
     for n, start in enumerate(range(0, len(rows), COLLECTION_SIZE)):
         subs.append(
@@ -171,6 +183,12 @@ def _write_requests(
                 "referenceId": f"participants{n}",
                 "body": {"allOrNone": True, "records": rows[start : start + COLLECTION_SIZE]},
             }
+        )
+    if len(subs) > MAX_SUBREQUESTS:
+        raise UpstreamPermanent(
+            f"{len(meeting.transcripts)} transcripts ({len(attach)} with a file) and "
+            f"{len(rows)} participants need {len(subs)} subrequests: at most "
+            f"{MAX_SUBREQUESTS} fit one write"
         )
     return subs, attach
 
@@ -202,3 +220,16 @@ def _id(result: tuple[int, Any]) -> str:
     if not isinstance(body, dict) or not body.get("id"):
         raise UpstreamPermanent(f"Salesforce answered {result[0]} without an id")
     return str(body["id"])
+
+
+def set_call_record(meeting_key: str, call_record_id: str) -> None:
+    """Fill in `Call_Record_Id__c` of a meeting written before its callRecord existed (the
+    transcript came first): one upsert of the meeting row by its external id, nothing else."""
+    conn = context.current().resource("salesforce", connect)
+    key = quote(mapping.external_key(meeting_key), safe="")
+    conn.client.restful(
+        f"sobjects/{mapping.MEETING}/{mapping.MEETING_KEY}/{key}",
+        "PATCH",
+        {"Call_Record_Id__c": call_record_id[: mapping.KEY_LIMIT]},
+    )
+    log.info("salesforce_call_record_filled", meeting_key=meeting_key)
