@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from core.exceptions import Drop
 from core.settings import Settings
-from ingest import connect
+from ingest import connect, ops
 from ingest.bodies import BodyGate, Unread, answer_and_close
 from ingest.bounded import Parser, Refused, Screened, Slicer
 from ingest.drops import DropTally, SecurityLog
@@ -298,6 +298,7 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
     app.router.add_post("/graph/notifications", notification_handler("notifications"))
     app.router.add_post("/graph/lifecycle", notification_handler("lifecycle"))
     connect.add_routes(app, SETTINGS)
+    ops.add_routes(app, SETTINGS, REDIS)  # only when INGEST_OPS_TOKEN is set
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

@@ -8,7 +8,9 @@ Keys (prefix `ingest:ledger`):
   id or join link (those two scoped to the occurrence's day; unscoped: the latest occurrence)
   leads to, so that every path and `ingest explain` reach the same meeting;
 - `outcomes`: meeting outcome -> count, changed exactly once per outcome change (`ingest
-  status`).
+  status`);
+- `latest`: the meetings whose outcome was set last (a sorted set by time, capped at
+  `defaults.OPS_LATEST_MEETINGS`), for the ops page.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import redis
 
-from core import keys
+from core import defaults, keys
 
 PREFIX = keys.LEDGER
 OUTCOMES_KEY = keys.OUTCOMES
@@ -30,6 +32,7 @@ SUBSCRIPTION_SEEN_KEY = keys.SUBSCRIPTION_SEEN
 OUTCOMES = ("pushed", "skipped", "no_transcript", "failed")
 SETTLED = frozenset({"pushed", "skipped", "no_transcript"})
 MAX_EVENTS = 200
+LATEST_KEY = keys.LATEST_MEETINGS
 
 # Returns the key an alias already leads to, else maps every free alias to ARGV[1].
 _CLAIM = """
@@ -42,8 +45,11 @@ local key = found or ARGV[1]
 for _, k in ipairs(KEYS) do redis.call('SET', k, key, 'NX') end
 return key
 """
-# Sets the outcome; moves the meeting between counts only when the outcome changes.
+# Sets the outcome; moves the meeting between counts only when the outcome changes. Every
+# call (a meeting pushed again after an update too) moves it to the top of the latest index.
 _OUTCOME = """
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1 - tonumber(ARGV[5]))
 local old = redis.call('HGET', KEYS[1], 'outcome')
 if old == ARGV[1] then return 0 end
 if old and old ~= '' then redis.call('HINCRBY', KEYS[2], old, -1) end
@@ -200,7 +206,10 @@ class Ledger:
         """Record the meeting's outcome; True when it changed (and the counts with it)."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
-        changed = bool(self._outcome(keys=[meeting_key(key), OUTCOMES_KEY], args=[outcome, _now()]))
+        now = datetime.now(UTC)
+        args: list[str | float] = [outcome, now.isoformat(), now.timestamp(), key,
+                                   defaults.OPS_LATEST_MEETINGS]  # fmt: skip
+        changed = bool(self._outcome(keys=[meeting_key(key), OUTCOMES_KEY, LATEST_KEY], args=args))
         if reason:
             self.update(key, outcome_reason=reason)
         if changed:
@@ -210,6 +219,11 @@ class Ledger:
     def error(self, key: str, error: str) -> None:
         self.update(key, last_error=error, last_error_at=_now())
         self.event(key, "error", error=error)
+
+    def latest(self, count: int = defaults.OPS_LATEST_MEETINGS) -> list[str]:
+        """The meeting keys whose outcome was set most recently, newest first."""
+        raw: list[bytes] = self.conn.zrevrange(LATEST_KEY, 0, count - 1)  # type: ignore[assignment]
+        return [k.decode() for k in raw]
 
     def outcome_counts(self) -> dict[str, int]:
         """Meetings by outcome; every outcome present, zero when none."""

@@ -19,6 +19,7 @@ import httpx
 from core.exceptions import NotFound, Unauthorized, UpstreamError
 from core.settings import Settings
 from workers.graph.errors import translate
+from workers.usage import GRAPH, CallCounter
 
 T = TypeVar("T")
 SCOPES = ["https://graph.microsoft.com/.default"]
@@ -54,11 +55,28 @@ def _credential(settings: Settings) -> Any:
     )
 
 
+class CountingTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that counts every answered request (workers/usage.py)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, counter: CallCounter) -> None:
+        self.inner = inner
+        self.counter = counter
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        self.counter.hit()
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class GraphClient:
     """One msgraph GraphServiceClient on one event loop; `call` runs a request on it.
 
     Without `credential` it signs in as the app; `with_credential` builds a client for other
-    tokens (a connected user's) on the same loop, closed with this one.
+    tokens (a connected user's) on the same loop, closed with this one. Every request it
+    sends (retries included) is counted for the ops page (workers/usage.py).
     """
 
     def __init__(
@@ -66,8 +84,11 @@ class GraphClient:
         settings: Settings,
         credential: Any = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        counter: CallCounter | None = None,
     ) -> None:
         self.settings = settings
+        self._owns_counter = counter is None
+        self.counter = counter or CallCounter.for_settings(settings, GRAPH)
         self.timeout = httpx.Timeout(settings.graph_timeout_seconds, connect=10.0)
         self._owns_loop = loop is None
         self.loop = loop or asyncio.new_event_loop()
@@ -82,12 +103,16 @@ class GraphClient:
         except BaseException:  # a bad setting must not leak the loop
             if self._owns_loop:
                 self.loop.close()
+            if self._owns_counter:
+                self.counter.close()
             raise
 
     def with_credential(self, credential: Any) -> GraphClient:
         """A client on this one's loop whose requests carry `credential`'s tokens; it owns the
         credential and is closed when this client is."""
-        child = GraphClient(self.settings, credential=credential, loop=self.loop)
+        child = GraphClient(
+            self.settings, credential=credential, loop=self.loop, counter=self.counter
+        )
         self._children.append(child)
         return child
 
@@ -106,7 +131,10 @@ class GraphClient:
         verify: ssl.SSLContext | bool = True
         if self.settings.ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(self.settings.ca_bundle))
-        self._http = httpx.AsyncClient(verify=verify, timeout=self.timeout)
+        # Counted at the innermost transport: the SDK's retry handler sits above it, and
+        # Graph counts each retry against the app's throttling limits as well.
+        transport = CountingTransport(httpx.AsyncHTTPTransport(verify=verify), self.counter)
+        self._http = httpx.AsyncClient(timeout=self.timeout, transport=transport)
         # msgraph_core wraps the transport in one without aclose(): keep the real pool to close.
         self._pool = self._http._transport
         options = dict(sdk_options)
@@ -223,6 +251,8 @@ class GraphClient:
             _close(self._given_credential)
         if self._owns_loop:
             self.loop.close()
+        if self._owns_counter:
+            self.counter.close()
 
 
 def _close(credential: Any) -> None:
