@@ -102,7 +102,7 @@ def _meetings(conn: redis.Redis, ledger: Ledger) -> list[dict[str, str]]:
     found = ledger.latest(defaults.OPS_LATEST_MEETINGS)
     with conn.pipeline(transaction=False) as pipe:
         for key in found:
-            pipe.hmget(ledger_mod.meeting_key(key), list(MEETING_FIELDS))
+            pipe.hmget(ledger_mod.meeting_hash(key), list(MEETING_FIELDS))
         rows = pipe.execute()
     out = []
     for key, row in zip(found, rows, strict=True):

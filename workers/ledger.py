@@ -67,7 +67,8 @@ def resource_key(kind: str, resource_id: str) -> str:
     return f"{PREFIX}:resource:{kind}:{resource_id}"
 
 
-def meeting_key(key: str) -> str:
+def meeting_hash(key: str) -> str:
+    """The Redis key of the meeting's ledger hash (`key` is the product's meeting key)."""
     return f"{PREFIX}:meeting:{key}"
 
 
@@ -162,13 +163,13 @@ class Ledger:
 
     def find(self, any_id: str) -> str | None:
         """The meeting key for a meeting key, online meeting id or callRecord id."""
-        if self.conn.exists(meeting_key(any_id)):
+        if self.conn.exists(meeting_hash(any_id)):
             return any_id
         return self.alias("om", any_id) or self.alias("cr", any_id)
 
     # meetings ----------------------------------------------------------------------------
     def meeting(self, key: str) -> dict[str, str]:
-        entry: dict[bytes, bytes] = self.conn.hgetall(meeting_key(key))  # type: ignore[assignment]
+        entry: dict[bytes, bytes] = self.conn.hgetall(meeting_hash(key))  # type: ignore[assignment]
         return _decode(entry)
 
     def update(self, key: str, **fields: object) -> None:
@@ -179,27 +180,27 @@ class Ledger:
         }
         values.update(meeting_key=key, updated_at=now)
         with self.conn.pipeline() as pipe:
-            pipe.hsetnx(meeting_key(key), "created_at", now)
-            pipe.hset(meeting_key(key), mapping=values)  # type: ignore[arg-type]
+            pipe.hsetnx(meeting_hash(key), "created_at", now)
+            pipe.hset(meeting_hash(key), mapping=values)  # type: ignore[arg-type]
             pipe.execute()
 
     def clear(self, key: str, *fields: str) -> None:
-        self.conn.hdel(meeting_key(key), *fields)
+        self.conn.hdel(meeting_hash(key), *fields)
 
     def increment(self, key: str, field: str) -> int:
-        return int(self.conn.hincrby(meeting_key(key), field, 1))
+        return int(self.conn.hincrby(meeting_hash(key), field, 1))
 
     def event(self, key: str, what: str, **detail: object) -> None:
         """Add a line to the meeting's story."""
         line = json.dumps({"at": _now(), "what": what, **detail}, default=str)
-        events = f"{meeting_key(key)}:events"
+        events = f"{meeting_hash(key)}:events"
         with self.conn.pipeline() as pipe:
             pipe.rpush(events, line)
             pipe.ltrim(events, -MAX_EVENTS, -1)
             pipe.execute()
 
     def events(self, key: str) -> list[dict[str, Any]]:
-        raw: list[bytes] = self.conn.lrange(f"{meeting_key(key)}:events", 0, -1)  # type: ignore[assignment]
+        raw: list[bytes] = self.conn.lrange(f"{meeting_hash(key)}:events", 0, -1)  # type: ignore[assignment]
         return [json.loads(line) for line in raw]
 
     def set_outcome(self, key: str, outcome: str, reason: str | None = None) -> bool:
@@ -209,7 +210,7 @@ class Ledger:
         now = datetime.now(UTC)
         args: list[str | float] = [outcome, now.isoformat(), now.timestamp(), key,
                                    defaults.OPS_LATEST_MEETINGS]  # fmt: skip
-        changed = bool(self._outcome(keys=[meeting_key(key), OUTCOMES_KEY, LATEST_KEY], args=args))
+        changed = bool(self._outcome(keys=[meeting_hash(key), OUTCOMES_KEY, LATEST_KEY], args=args))
         if reason:
             self.update(key, outcome_reason=reason)
         if changed:

@@ -77,7 +77,7 @@ class TestKeys:
 
     def test_keys_differ_by_record_and_are_stable(self) -> None:
         m = meeting()
-        keys = [mapping.meeting_key(m), mapping.transcript_key(m, m.transcripts[0])]
+        keys = [mapping.meeting_external_key(m), mapping.transcript_key(m, m.transcripts[0])]
         keys += [mapping.participant_key(m, p) for p in m.participants]
         assert len(set(keys)) == len(keys)
         assert keys[0] == "m-001"
@@ -87,7 +87,7 @@ class TestKeys:
     def test_long_graph_ids_are_hashed_but_kept_raw(self) -> None:
         long_id = "MSo" + "x" * 400
         m = meeting(meeting_key=long_id, online_meeting_id=long_id[:255])
-        assert len(mapping.meeting_key(m)) <= 255
+        assert len(mapping.meeting_external_key(m)) <= 255
         record = mapping.meeting_record(m, parse(VTT), {}, Related())
         assert record["Online_Meeting_Id__c"] == long_id[:255]
 

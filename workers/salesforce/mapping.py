@@ -53,7 +53,8 @@ def external_key(raw: str) -> str:
     return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
-def meeting_key(meeting: ResolvedMeeting) -> str:
+def meeting_external_key(meeting: ResolvedMeeting) -> str:
+    """The meeting's Meeting_Key__c (its external id in Salesforce)."""
     return external_key(meeting.meeting_key)
 
 
@@ -180,7 +181,7 @@ def participant_records(
             "Lead__c": match.lead_id,
             "User__c": match.user_id,
             "Talk_Time_Seconds__c": round(talk.get(person.key, 0.0)),
-            "Meeting__r": {MEETING_KEY: meeting_key(meeting)},
+            "Meeting__r": {MEETING_KEY: meeting_external_key(meeting)},
         }
         rows.append(row)
     return rows
@@ -200,7 +201,7 @@ def transcript_record(
         "Language__c": (transcript.language or "")[:20] or None,
         "Is_Truncated__c": truncated,
         "Cue_Count__c": transcript.cue_count,
-        "Meeting__r": {MEETING_KEY: meeting_key(meeting)},
+        "Meeting__r": {MEETING_KEY: meeting_external_key(meeting)},
     }
     return record, truncated
 

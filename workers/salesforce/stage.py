@@ -137,7 +137,7 @@ def _write_requests(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The write round's subrequests, and the referenceIds of the files it attaches."""
     base = f"/services/data/v{conn.client.api_version}/sobjects"
-    mkey = quote(mapping.meeting_key(meeting), safe="")
+    mkey = quote(mapping.meeting_external_key(meeting), safe="")
     meeting_fields = mapping.meeting_record(meeting, mapping.combined(parsed), talk, related)
     subs: list[dict[str, Any]] = [
         {
