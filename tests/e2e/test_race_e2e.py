@@ -76,3 +76,26 @@ class TestRacingWorkers:
             assert key_of(stack, "m1") == key and meeting_entries(stack) == 1
             assert len(stack.salesforce_records("Teams_Meeting__c")) == 1
             assert len(stack.salesforce_records("Teams_Transcript__c")) == 1
+
+
+class TestNoAttendanceReport:
+    """Without an attendance report the transcript path does not decide (it could not know who
+    joined): the transcript comes first, its job waits, and the late callRecord decides; the
+    transcript is downloaded once and the meeting written once (live-shaped on the emulator)."""
+
+    def test_left_to_the_call_record(self, redis_url: str, tmp_path: Path) -> None:
+        doc = scenario(meeting("m1", attendance_report=False, callrecord_after_s=2.0))
+        with Stack(doc, redis_url, tmp_path, salesforce=True) as stack:
+            stack.ensure_subscriptions()
+            stack.play("m1")
+            assert stack.work(lambda: outcome(stack, "m1") == "pushed", 60)
+            key = key_of(stack, "m1")
+            assert key is not None
+            state = Ledger(stack.conn).meeting(key)
+            assert state["reason"] == "external_participants"
+            events = [e["what"] for e in Ledger(stack.conn).events(key)]
+            assert "no attendance report yet: left to the callRecord" in events
+            assert events.count("decided") == 1
+            assert stack.stats()["transcript_content_downloads"] == {"m1": 1}
+            assert meeting_entries(stack) == 1
+            assert len(stack.salesforce_records("Teams_Meeting__c")) == 1
