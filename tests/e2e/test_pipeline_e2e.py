@@ -17,6 +17,7 @@ from rq.serializers import JSONSerializer
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import meeting, scenario
 from workers.ledger import Ledger
+from workers.salesforce import stage
 
 CAROL = {"email": "carol@fabrikam.com", "name": "Carol Diaz"}
 ALICE = {"upn": "alice@contoso.com"}
@@ -280,12 +281,13 @@ class TestSameHandOffEitherOrder:
         self, order: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> Any:
         got: list[Any] = []
+        real = stage.push
 
-        def push(resolved: Any) -> dict[str, str]:
+        def push(resolved: Any) -> dict[str, str]:  # the real stage, watched
             got.append(resolved)
-            return {"meeting": "a01000"}
+            return real(resolved)
 
-        monkeypatch.setattr("workers.salesforce.stage.push", push)
+        monkeypatch.setattr(stage, "push", push)
         redis.Redis.from_url(redis_url).flushdb()  # each order on an empty ledger
         people = [ALICE, CAROL, {"phone": "+14255550100"}, {"guest": "Visitor"}]
         with Stack(
