@@ -21,6 +21,7 @@ from ingest.explain import render, story
 from ingest.reconcile import Reconciler, TranscriptDelta
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import BOB, meeting, scenario
+from tests.e2e.test_pipeline_e2e import key_of, outcome
 from workers import users
 from workers.graph.client import GraphClient
 from workers.ledger import Ledger
@@ -35,18 +36,6 @@ def tenant(doc: dict[str, Any], **fields: Any) -> dict[str, Any]:
     for user in doc["users"]:
         user["eci"] = user["upn"] in ("alice@contoso.com", "bob@contoso.com")
     return doc
-
-
-def key_of(stack: Stack, mid: str) -> str | None:
-    ledger = Ledger(stack.conn)
-    return ledger.find(stack.world.call_record_id(mid)) or ledger.find(
-        stack.world.online_meeting_id(mid)
-    )
-
-
-def outcome(stack: Stack, mid: str) -> str | None:
-    key = key_of(stack, mid)
-    return Ledger(stack.conn).meeting(key).get("outcome") if key else None
 
 
 def settle(stack: Stack, *mids: str) -> None:
