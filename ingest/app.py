@@ -91,15 +91,24 @@ async def _read_body(request: web.Request, limit: int) -> bytes | web.Response |
     return await request.app[BODIES].read(request, limit)
 
 
-async def _accept(app: web.Application, screened: Screened, drops: DropTally) -> list[Item]:
-    """Validate every screened item against the registry; tally what is not genuine."""
-    known = await app[REGISTRY].lookup(app[REDIS], {sub_id for sub_id, _ in screened.candidates})
+async def _accept(
+    app: web.Application, screened: Screened, drops: DropTally, lifecycle: bool
+) -> list[Item]:
+    """Validate every screened item against the registry; tally what is not genuine. Graph
+    posts lifecycle events to the lifecycle URL alone and changes to the notification URL
+    alone: an item at the other endpoint is not Graph's."""
+    registry = app[REGISTRY]
+    known = await registry.lookup(app[REDIS], {sub_id for sub_id, _ in screened.candidates})
+    app[METRICS].registry_size.set(registry.size)
     allowed = frozenset(t.lower() for t in app[SETTINGS].graph_allowed_tenants)
     accepted: list[Item] = []
     slicer = Slicer()
     for sub_id, item in screened.candidates:
         try:
-            accepted.append(validate_canonical(sub_id, item, known.get(sub_id), allowed))
+            valid = validate_canonical(sub_id, item, known.get(sub_id), allowed)
+            if (valid.kind == "lifecycle") != lifecycle:
+                raise Drop("wrong_endpoint")
+            accepted.append(valid)
         except Drop as drop:
             drops.add(drop.reason, item)
         if slicer.due():
@@ -163,7 +172,7 @@ def notification_handler(endpoint: str) -> Handler:
         drops = screened.drops
         started = time.perf_counter()
         try:
-            items = await _accept(app, screened, drops)
+            items = await _accept(app, screened, drops, lifecycle=endpoint == "lifecycle")
             if drops.counts.get("unknown_subscription") and app[REGISTRY].wiped:
                 # Redis lost the registry (DESIGN §3.2: Redis cannot take these items now):
                 # Graph retries them once the clock has restored it (ingest/recovery.py).
