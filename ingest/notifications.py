@@ -136,8 +136,10 @@ def validate_canonical(
     out["changeType"] = change
     out.update(_resource(item, sub.kind))
     # A user's transcript subscription only ever names that user's meetings.
-    if sub.kind == KIND_TRANSCRIPTS and sub.user_id and (
-        out["ids"].get("organizerId") != sub.user_id.lower()
+    if (
+        sub.kind == KIND_TRANSCRIPTS
+        and sub.user_id
+        and (out["ids"].get("organizerId") != sub.user_id.lower())
     ):
         raise Drop("resource_not_subscribed")
     encrypted = item.get("encryptedContent")
