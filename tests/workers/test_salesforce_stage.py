@@ -26,7 +26,7 @@ from tests.certs import self_signed
 from tests.emulators import salesforce_harness as harness
 from workers import context
 from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
-from workers.salesforce import mapping, matching, outcome, schema, stage
+from workers.salesforce import matching, outcome, records, schema, stage
 from workers.salesforce.client import Backoff, Credentials, SalesforceClient
 from workers.salesforce.stage import Connection
 from workers.vtt import SALESFORCE_TEXT_LIMIT
@@ -424,7 +424,7 @@ class TestRollback:
     def test_bad_participant_rolls_back_the_meeting(self, ca_dir: Path, tmp_path: Path) -> None:
         config = Config(seed=SEED, metadata_dir=_role_picklist(tmp_path, ("attendee",)))
         m = meeting("m-bad")
-        alice = mapping.participant_key(m, BASE[0])  # the organizer: not in the picklist
+        alice = records.participant_key(m, BASE[0])  # the organizer: not in the picklist
         with Server(config, ca_dir) as srv:
             conn = srv.connection()
             with capture_logs() as logs, pytest.raises(UpstreamPermanent) as info:

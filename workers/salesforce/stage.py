@@ -22,7 +22,7 @@ import structlog
 from core.exceptions import BadInput, UpstreamPermanent
 from workers import context, vtt
 from workers.meeting import ResolvedMeeting
-from workers.salesforce import mapping, matching, outcome, schema
+from workers.salesforce import mapping, matching, outcome, records, schema
 from workers.salesforce.client import SalesforceClient
 
 COLLECTION_SIZE = 200  # sObject Collections' limit per request
@@ -81,7 +81,7 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
                 "compositeRequest": matching.lookup_requests(meeting, client.api_version),
             },
         ),
-        allowed={mapping.transcript_ref(i): (404,) for i in range(len(parsed))},
+        allowed={records.transcript_ref(i): (404,) for i in range(len(parsed))},
         meeting_key=meeting.meeting_key,
     )
     for ref, (_, body) in looked_up.items():
@@ -106,7 +106,7 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
     )
     ids = {"meeting": _id(results["meeting"])}
     for i in range(len(parsed)):
-        ids[mapping.transcript_ref(i)] = _id(results[mapping.transcript_ref(i)])
+        ids[records.transcript_ref(i)] = _id(results[records.transcript_ref(i)])
     for ref in attach:
         ids[ref] = _id(results[ref])
     if related.account_id:
@@ -131,31 +131,31 @@ def _write_requests(
     meeting: ResolvedMeeting,
     parsed: list[vtt.Transcript],
     talk: dict[str, float],
-    related: mapping.Related,
-    people: dict[str, mapping.PersonMatch],
+    related: matching.Related,
+    people: dict[str, matching.PersonMatch],
     found: matching.Lookup,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The write round's subrequests, and the referenceIds of the files it attaches."""
     base = f"/services/data/v{conn.client.api_version}/sobjects"
-    mkey = quote(mapping.meeting_external_key(meeting), safe="")
+    mkey = quote(records.meeting_external_key(meeting), safe="")
     meeting_fields = mapping.meeting_record(meeting, mapping.combined(parsed), talk, related)
     subs: list[dict[str, Any]] = [
         {
             "method": "PATCH",
-            "url": f"{base}/{mapping.MEETING}/{mapping.MEETING_KEY}/{mkey}",
+            "url": f"{base}/{records.MEETING}/{records.MEETING_KEY}/{mkey}",
             "referenceId": "meeting",
-            "body": conn.schema.keep(mapping.MEETING, meeting_fields),
+            "body": conn.schema.keep(records.MEETING, meeting_fields),
         },
     ]
     attach = []
     for index, (resolved, transcript) in enumerate(zip(meeting.transcripts, parsed, strict=True)):
-        ref = mapping.transcript_ref(index)
-        tkey = quote(mapping.transcript_key(meeting, resolved), safe="")
+        ref = records.transcript_ref(index)
+        tkey = quote(records.transcript_key(meeting, resolved), safe="")
         text_fields, truncated = mapping.transcript_record(meeting, transcript, index)
         subs.append(
             {
                 "method": "PATCH",
-                "url": f"{base}/{mapping.TRANSCRIPT}/{mapping.TRANSCRIPT_KEY}/{tkey}",
+                "url": f"{base}/{records.TRANSCRIPT}/{records.TRANSCRIPT_KEY}/{tkey}",
                 "referenceId": ref,
                 "body": text_fields,
             }
@@ -168,7 +168,7 @@ def _write_requests(
             subs.append(
                 {
                     "method": "POST",
-                    "url": f"{base}/{mapping.FILE}",
+                    "url": f"{base}/{records.FILE}",
                     "referenceId": file_ref,
                     "body": mapping.transcript_file(meeting, resolved, "@{meeting.id}"),
                 }
@@ -179,7 +179,7 @@ def _write_requests(
             {
                 "method": "PATCH",
                 "url": f"/services/data/v{conn.client.api_version}/composite/sobjects/"
-                f"{mapping.PARTICIPANT}/{mapping.PARTICIPANT_KEY}",
+                f"{records.PARTICIPANT}/{records.PARTICIPANT_KEY}",
                 "referenceId": f"participants{n}",
                 "body": {"allOrNone": True, "records": rows[start : start + COLLECTION_SIZE]},
             }
@@ -226,10 +226,10 @@ def set_call_record(meeting_key: str, call_record_id: str) -> None:
     """Fill in `Call_Record_Id__c` of a meeting written before its callRecord existed (the
     transcript came first): one upsert of the meeting row by its external id, nothing else."""
     conn = context.current().resource("salesforce", connect)
-    key = quote(mapping.external_key(meeting_key), safe="")
+    key = quote(records.external_key(meeting_key), safe="")
     conn.client.restful(
-        f"sobjects/{mapping.MEETING}/{mapping.MEETING_KEY}/{key}",
+        f"sobjects/{records.MEETING}/{records.MEETING_KEY}/{key}",
         "PATCH",
-        {"Call_Record_Id__c": call_record_id[: mapping.KEY_LIMIT]},
+        {"Call_Record_Id__c": call_record_id[: records.KEY_LIMIT]},
     )
     log.info("salesforce_call_record_filled", meeting_key=meeting_key)
