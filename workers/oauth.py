@@ -73,6 +73,9 @@ def _credential(settings: Settings) -> str | dict[str, str]:
 # same for every user, so fetched once per process and URL, not once per msal application.
 _DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/discovery/instance")
 DISCOVERY_TTL_SECONDS = 3600.0  # Entra rotates neither often; msal's own http cache keeps a day
+# msal sets no timeout: without one, an authority that stops answering holds a thread (and,
+# while discovery is fetched, every connect request) for ever.
+HTTP_TIMEOUT_SECONDS = 30.0
 _discovered: dict[str, tuple[float, requests.Response]] = {}
 _discovery_lock = threading.Lock()
 
@@ -85,6 +88,13 @@ class MsalSession(requests.Session):
     _code_flow` writes the signed-in user's tokens into it; a cache must never be shared
     between users. So each request builds its own application (with the user's own cache),
     and only the discovery, which every construction fetches, is shared."""
+
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if not args:  # msal passes keywords; positional ones may hold a timeout already
+            kwargs.setdefault("timeout", HTTP_TIMEOUT_SECONDS)
+        return super().request(method, url, *args, **kwargs)
 
     def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
         text = url.decode() if isinstance(url, bytes) else url
