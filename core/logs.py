@@ -100,10 +100,37 @@ def configure(level: str = "INFO", stream: TextIO | None = None, json: bool | No
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
-    # Libraries log through stdlib logging: keep them quiet and in the same stream.
-    logging.basicConfig(
-        stream=out, level=logging.WARNING, format="%(levelname)s %(name)s %(message)s"
+    _route_stdlib(out, shared, renderer)
+
+
+class _StdlibHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root handler `configure` installs (its class marks it, to be replaced on reconfig)."""
+
+
+def _route_stdlib(out: TextIO, shared: list[Any], renderer: list[Any]) -> None:
+    """Libraries log through stdlib logging (RQ: job arguments, exception text; msal, azure,
+    aiohttp): their lines take the same processors, redaction included, to the same stream.
+    RQ adds no handler of its own when the root logger has one, and then propagates."""
+    handler = _StdlibHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+        )
     )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StdlibHandler)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)  # libraries stay quiet unless something is wrong
+    # RQ gives its loggers handlers of their own (and stops propagation) when it finds none
+    # above them; any it gave before this call would write unredacted lines: take them back.
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (name == "rq" or name.startswith("rq.")) and isinstance(logger, logging.Logger):
+            for own in list(logger.handlers):
+                logger.removeHandler(own)
+            logger.propagate = True
     for noisy in ("azure", "msal", "httpx", "aiohttp.access", "kiota_http"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

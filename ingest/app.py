@@ -1,10 +1,11 @@
 """The receiver: an aiohttp app that answers Graph's handshake and stores notifications.
 
 Handlers are thin: verify -> parse -> enqueue -> answer. Nothing here calls Graph or
-Salesforce; a notification costs at most two Redis round trips (a registry reload, rarely,
-and the enqueue script, once per 256 items), and a rich one at most one fetch of the
-identity platform's signing keys (rarely: ingest/tokens.py). The work per request is
-bounded (ingest/bounded.py) and its drops are logged as one line (ingest/drops.py).
+Salesforce; a notification costs at most three Redis round trips (a registry reload, rarely,
+or a check of the ids its copy lacks; and the enqueue script, once per 256 items), and a rich
+one at most one fetch of the identity platform's signing keys (rarely: ingest/tokens.py).
+The work per request is bounded (ingest/bounded.py) and its drops are logged as one line
+(ingest/drops.py).
 """
 
 from __future__ import annotations

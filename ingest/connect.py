@@ -2,7 +2,7 @@
 
 The flow's secrets (PKCE verifier, nonce, state) travel in a sealed, short-lived, HttpOnly
 cookie, so a callback is honoured only in the browser that started the flow. msal and Redis
-calls run in threads (ingest/oauth.py): the notification path never waits on them.
+calls run in threads (workers/oauth.py): the notification path never waits on them.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ event loop with asyncio.to_thread.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -67,8 +69,52 @@ def _credential(settings: Settings) -> str | dict[str, str]:
     }
 
 
+# Entra's discovery documents (the tenant's OpenID configuration, the instance metadata): the
+# same for every user, so fetched once per process and URL, not once per msal application.
+_DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/discovery/instance")
+DISCOVERY_TTL_SECONDS = 3600.0  # Entra rotates neither often; msal's own http cache keeps a day
+# msal sets no timeout: without one, an authority that stops answering holds a thread (and,
+# while discovery is fetched, every connect request) for ever.
+HTTP_TIMEOUT_SECONDS = 30.0
+_discovered: dict[str, tuple[float, requests.Response]] = {}
+_discovery_lock = threading.Lock()
+
+
+class MsalSession(requests.Session):
+    """The HTTP client given to msal: discovery answers (200 only) come from a per-process
+    cache; everything else, the token requests above all, goes out as usual.
+
+    Why not one shared msal application: it holds a token cache, and `acquire_token_by_auth
+    _code_flow` writes the signed-in user's tokens into it; a cache must never be shared
+    between users. So each request builds its own application (with the user's own cache),
+    and only the discovery, which every construction fetches, is shared."""
+
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if not args:  # msal passes keywords; positional ones may hold a timeout already
+            kwargs.setdefault("timeout", HTTP_TIMEOUT_SECONDS)
+        return super().request(method, url, *args, **kwargs)
+
+    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
+        text = url.decode() if isinstance(url, bytes) else url
+        if not urlsplit(text).path.endswith(_DISCOVERY_PATHS):
+            return super().get(url, **kwargs)
+        key = f"{text} {sorted((kwargs.get('params') or {}).items())}"
+        # Held while fetching, so that concurrent first requests fetch once between them.
+        with _discovery_lock:
+            cached = _discovered.get(key)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1]
+            resp = super().get(url, **kwargs)
+            if resp.status_code == 200:
+                resp.content  # noqa: B018 - read now, so every later reader gets the same body
+                _discovered[key] = (time.monotonic() + DISCOVERY_TTL_SECONDS, resp)
+            return resp
+
+
 def http_session(settings: Settings) -> requests.Session:
-    session = requests.Session()
+    session = MsalSession()
     if settings.ca_bundle is not None:
         session.verify = str(settings.ca_bundle)
         # Else REQUESTS_CA_BUNDLE in the environment wins over session.verify (requests#3829).
@@ -79,7 +125,8 @@ def http_session(settings: Settings) -> requests.Session:
 def msal_app(
     settings: Settings, session: requests.Session, cache: msal.SerializableTokenCache | None = None
 ) -> msal.ConfidentialClientApplication:
-    """The Entra app for delegated tokens (its construction fetches the tenant's discovery)."""
+    """The Entra app for delegated tokens, with its own token cache (one user's, or empty).
+    Its construction fetches the tenant's discovery: through `session`, a cached copy."""
     authority = settings.graph_authority.rstrip("/")
     return msal.ConfidentialClientApplication(
         settings.graph_client_id,

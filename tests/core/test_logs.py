@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import structlog
 
@@ -79,3 +80,45 @@ class TestRedaction:
         finally:
             structlog.contextvars.clear_contextvars()
         assert json.loads(out.getvalue())["request_id"] == "r-1"
+
+
+class TestLibraryLines:
+    """Lines that libraries (RQ, msal, azure, aiohttp) write through stdlib logging take the
+    same processors: redacted, and JSON like the product's own."""
+
+    def teardown_method(self) -> None:
+        structlog.reset_defaults()
+
+    def test_stdlib_line_redacted_with_its_traceback(self) -> None:
+        out = capture()
+        try:
+            raise ValueError("refused Bearer abc.def-secret")
+        except ValueError:
+            logging.getLogger("rq.worker").error("job failed: %s", "code=xyz-secret",
+                                                 exc_info=True)  # fmt: skip
+        line = json.loads(out.getvalue())
+        assert (line["logger"], line["level"]) == ("rq.worker", "error")
+        assert line["event"] == "job failed: code=[redacted]"
+        assert line["exception"][0]["exc_value"] == "refused [redacted]"
+        assert "secret" not in out.getvalue()
+
+    def test_console_mode_and_quiet_below_warning(self) -> None:
+        out = capture(json_mode=False)
+        logging.getLogger("msal").info("not shown")
+        logging.getLogger("azure.identity").warning("retrying with Bearer zzz-secret")
+        assert "not shown" not in out.getvalue()
+        assert "retrying with [redacted]" in out.getvalue() and "zzz" not in out.getvalue()
+
+    def test_configured_twice_one_handler(self) -> None:
+        first, second = capture(), capture()
+        logging.getLogger("azure.identity").warning("once")
+        assert first.getvalue() == "" and second.getvalue().count("once") == 1
+
+    def test_handlers_rq_gave_itself_are_taken_back(self) -> None:
+        rq_own = logging.getLogger("rq.job")
+        rq_own.propagate = False  # as RQ's setup_loghandlers leaves it without a root handler
+        rq_own.addHandler(logging.StreamHandler(io.StringIO()))
+        out = capture()
+        rq_own.error("arguments: Bearer qqq-secret")
+        assert rq_own.handlers == [] and rq_own.propagate
+        assert json.loads(out.getvalue())["event"] == "arguments: [redacted]"

@@ -171,3 +171,28 @@ class TestAdminConsent:
             page = c.get(back.headers["Location"])
         assert page.status_code == 200 and "Admin consent granted" in page.text
         assert "CallRecords.Read.All" in page.text
+
+
+DISCOVERY = "GET /{tenant}/v2.0/.well-known/openid-configuration"
+
+
+class TestDiscovery:
+    """The tenant's OpenID configuration is fetched once per process, not once per request;
+    each sign-in still gets a token cache of its own."""
+
+    def test_connects_and_sign_ins_fetch_it_once(self, tmp_path: Path, redis_url: str) -> None:
+        # Tenant-wide: no per-user subscription, whose Graph client would fetch it too.
+        with running(tmp_path, redis_url, tenant_wide_transcripts=True) as stack:
+            with stack.client() as c:
+                for _ in range(20):
+                    assert c.get(f"{stack.url}/auth/connect").status_code == 302
+            for user in (ALICE, BOB):
+                with stack.client() as c:
+                    assert stack.sign_in(c, user=user).status_code == 200
+            requests = stack.graph.control("GET", "/_emulator/stats").json()["requests"]
+            alice, bob = stack.stored_cache(ALICE)[1], stack.stored_cache(BOB)[1]
+        assert requests[DISCOVERY] == 1
+        assert requests["POST /{tenant}/oauth2/v2.0/token"] == 2
+        assert alice is not None and bob is not None
+        assert BOB not in alice and ALICE not in bob
+        assert ALICE in alice and BOB in bob

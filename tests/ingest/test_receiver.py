@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from rq import Queue
 
 from core.settings import Settings
-from ingest.app import create_app
+from ingest.app import REGISTRY, create_app
 from ingest.metrics import ReceiverMetrics
 from tests.ingest import payloads as p
 from tests.ingest.jwts import Signer
@@ -283,6 +283,7 @@ class TestDropped:
     async def test_a_new_subscription_is_seen_at_once(
         self, client: Client, redis_conn: redis.Redis, queue: Queue
     ) -> None:
+        hold_copy(client)
         assert await post(client, p.body(p.call_record())) == 202  # loads the registry
         registry.save(
             redis_conn,
@@ -294,12 +295,41 @@ class TestDropped:
                 tenant_id=p.TENANT,
             ),
         )
-        import asyncio
-
-        await asyncio.sleep(1.05)  # the registry reloads on a miss at most once a second
+        # The copy is not reloaded before the item comes (as within a second of a reload).
         item = p.transcript(subscriptionId=p.USER_TR_SUB, clientState="fresh")
         assert await post(client, p.body(item)) == 202
         assert queue.count == 2
+
+    async def test_unknown_ids_cost_one_command_and_no_reload(
+        self, client: Client, redis_conn: redis.Redis, queue: Queue, metrics: ReceiverMetrics
+    ) -> None:
+        hold_copy(client)
+        assert await post(client, p.body(p.call_record())) == 202  # loads the registry
+        before = commands(redis_conn)
+        strangers = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(50)]
+        items = [p.call_record(subscriptionId=s) for s in strangers]
+        for _ in range(3):
+            assert await post(client, p.body(*items)) == 202
+        after = commands(redis_conn)
+        assert after.get("smismember", 0) - before.get("smismember", 0) == 3
+        assert after.get("smembers", 0) == before.get("smembers", 0)  # no reload
+        assert after.get("hgetall", 0) == before.get("hgetall", 0)  # none of them held
+        assert queue.count == 1
+        assert sample(metrics, "ingest_notifications_dropped_total",
+                      reason="unknown_subscription") == 150  # fmt: skip
+
+
+def hold_copy(client: Client) -> None:
+    """No reload of the receiver's registry copy after its first: every later request lands
+    within the reload limits, however slowly the test runs."""
+    copy = client.app[REGISTRY]
+    copy.refresh_s = copy.miss_refresh_s = 3600.0
+
+
+def commands(conn: redis.Redis) -> dict[str, int]:
+    """Calls per Redis command so far, from INFO commandstats."""
+    stats: dict[str, Any] = conn.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
 
 
 class TestWrongPlace:

@@ -51,3 +51,8 @@ def throttled(name: str) -> int:
     if attempt == 1:
         raise UpstreamTransient("Graph 429 while reading", retry_after=7.0)
     return attempt
+
+
+def refuse_token(token: str) -> None:
+    """Fails naming its argument, as an upstream error quoting a credential would."""
+    raise ValueError(f"the upstream refused {token}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -117,3 +118,31 @@ class TestNoOrphanScheduler:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
+
+
+class TestRqLogsRedacted:
+    """RQ logs a failed job through stdlib logging, its exception text included: those lines
+    take the product's redaction too."""
+
+    @pytest.mark.timeout(60)
+    def test_a_token_in_a_failing_job_is_not_logged(
+        self, redis_url: str, redis_conn: redis.Redis
+    ) -> None:
+        jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXNlY3JldA"
+        query = "access_token=opaque-secret-value"
+        queue = Queue("ingest", connection=redis_conn, serializer=JSONSerializer)
+        job = queue.enqueue("tests.workers.crash_jobs.refuse_token", f"{jwt} {query}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "SF_"))}
+        env.update(configured(redis_url))
+        env.update(PYTHONPATH=str(ROOT))
+        done = subprocess.run(
+            [INGEST, "worker", "--burst"], env=env, capture_output=True, timeout=50, check=False
+        )
+        output = (done.stdout + done.stderr).decode()
+        assert done.returncode == 0, output
+        assert job.get_status(refresh=True) == "failed"
+        [line] = [x for x in output.splitlines() if "exception raised while executing" in x]
+        event = json.loads(line)  # the product's JSON lines, not RQ's own format
+        assert event["logger"] == "rq.worker" and event["level"] == "error"
+        assert "the upstream refused [redacted] access_token=[redacted]" in event["event"]
+        assert "eyJhbGciOiJSUzI1NiJ9" not in output and "opaque-secret-value" not in output
