@@ -66,9 +66,19 @@ READ: dict[str, tuple[str, ...]] = {
     "Opportunity": ("AccountId", "IsClosed"),
     "OpportunityContactRole": ("OpportunityId", "ContactId"),
 }
-# Insights beyond DESIGN §6: written when the org has them, left out otherwise.
+# The insights (DESIGN §6): written when the org has them, left out otherwise, so that an
+# org deployed before a field was added keeps working until it deploys again.
 OPTIONAL: dict[str, tuple[str, ...]] = {
-    mapping.MEETING: ("Internal_Talk_Ratio__c", "Question_Count__c"),
+    mapping.MEETING: (
+        "Internal_Talk_Ratio__c",
+        "Question_Count__c",
+        "Speaker_Count__c",
+        "Longest_Monologue_Seconds__c",
+        "Longest_Customer_Story_Seconds__c",
+        "Interactivity__c",
+        "Patience_Seconds__c",
+        "Next_Steps__c",
+    ),
 }
 HINT = (
     "deploy the objects in deploy/salesforce (sf project deploy start --source-dir force-app) "

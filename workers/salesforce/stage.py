@@ -20,7 +20,7 @@ from urllib.parse import quote
 import structlog
 
 from core.exceptions import BadInput, UpstreamPermanent
-from workers import context, vtt
+from workers import context, insights, vtt
 from workers.meeting import ResolvedMeeting
 from workers.salesforce import mapping, matching, outcome, schema
 from workers.salesforce.client import SalesforceClient
@@ -138,7 +138,9 @@ def _write_requests(
     """The write round's subrequests, and the referenceIds of the files it attaches."""
     base = f"/services/data/v{conn.client.api_version}/sobjects"
     mkey = quote(mapping.meeting_key(meeting), safe="")
-    meeting_fields = mapping.meeting_record(meeting, mapping.combined(parsed), talk, related)
+    meeting_fields = mapping.meeting_record(
+        meeting, mapping.combined(parsed), talk, related, insights.compute(meeting, parsed)
+    )
     subs: list[dict[str, Any]] = [
         {
             "method": "PATCH",
