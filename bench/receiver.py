@@ -5,7 +5,9 @@ then drives each in turn (interleaved, twice) from a separate process: single-it
 notifications at 32 connections, each for a new callRecord id, and 50-item batches.
 Prints notifications/s, p50/p99 latency and the ratio to the floor; then the receiver's
 bounds under hostile and large bodies (bench/flood.py), with its log written to a file, and
-its memory under the slow-body flood.
+its memory under the slow-body flood. Each load also runs against the same receiver with the
+ops page polled once a second (`receiver+ops`, bench/ops_poll.py), to show what an open ops
+page costs notifications.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from bench import flood  # noqa: E402
+from bench import flood, ops_poll  # noqa: E402
 from ingest.embedded_redis import RedisServer, free_port  # noqa: E402
 from workers import registry  # noqa: E402
 
@@ -95,7 +97,9 @@ def main() -> int:
                 tenant_id=TENANT,
             ),
         )
-        env = dict(os.environ, REDIS_URL=product_url, GRAPH_TENANT_ID=TENANT)
+        ops_poll.seed(product_url)
+        env = dict(os.environ, REDIS_URL=product_url, GRAPH_TENANT_ID=TENANT,
+                   INGEST_OPS_TOKEN=ops_poll.TOKEN)  # fmt: skip
         ports = {"receiver": free_port(), "floor": free_port()}
         procs = {
             "receiver": subprocess.Popen(
@@ -131,12 +135,18 @@ def main() -> int:
             for name in procs:
                 wait_http(ports[name], "/graph/notifications?validationToken=ready")
             results: dict[tuple[str, int], list[dict[str, float]]] = {}
+            pollers = []
             for batch in (1, 50):
                 drive(ports["receiver"], batch)  # warm-up, not counted
                 for _round in range(2):
                     for name in procs:
                         results.setdefault((name, batch), []).append(drive(ports[name], batch))
-            report(results, list(procs))
+                    with ops_poll.Poller(ports["receiver"]) as poller:
+                        run = drive(ports["receiver"], batch)
+                    results.setdefault(("receiver+ops", batch), []).append(run)
+                    pollers.append(poller)
+            report(results, [*procs, "receiver+ops"])
+            print(summary(pollers))
             print()
             flood.run(ports["receiver"], Path(log.name), SUB, STATE, TENANT)
             print()
@@ -154,7 +164,7 @@ def report(results: dict[tuple[str, int], list[dict[str, float]]], names: list[s
         f"interleaved; {os.cpu_count()} cores"
     )
     print(
-        f"{'load':<22}{'server':<10}{'notif/s':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'load':<22}{'server':<14}{'notif/s':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'non-2xx':>9}"
     )
     rates: dict[tuple[str, int], float] = {}
@@ -166,12 +176,24 @@ def report(results: dict[tuple[str, int], list[dict[str, float]]], names: list[s
         bad = sum(n for r in runs for s, n in r["statuses"].items() if not str(s).startswith("2"))  # type: ignore[attr-defined]
         rates[(name, batch)] = notif
         label = "single-item" if batch == 1 else f"{batch}-item batches"
-        print(f"{label:<22}{name:<10}{notif:>10.0f}{reqs:>9.0f}{p50:>9.2f}{p99:>9.2f}{bad:>9}")
-    if "floor" in names:
-        for batch in (1, 50):
+        print(f"{label:<22}{name:<14}{notif:>10.0f}{reqs:>9.0f}{p50:>9.2f}{p99:>9.2f}{bad:>9}")
+    for batch in (1, 50):
+        label = "single-item" if batch == 1 else f"{batch}-item batches"
+        if "floor" in names:
             ratio = rates[("receiver", batch)] / rates[("floor", batch)]
-            label = "single-item" if batch == 1 else f"{batch}-item batches"
             print(f"ratio receiver/floor, {label}: {ratio:.2f}")
+        with_page = rates[("receiver+ops", batch)] / rates[("receiver", batch)]
+        print(f"ratio with the ops page polled every second / without, {label}: {with_page:.2f}")
+
+
+def summary(pollers: list[ops_poll.Poller]) -> str:
+    """The ops page's own figures over every polled run."""
+    merged = ops_poll.Poller(0)
+    for poller in pollers:
+        merged.latencies += poller.latencies
+        merged.statuses += poller.statuses
+        merged.size = poller.size or merged.size
+    return merged.summary() + " (while the receiver was under load)"
 
 
 if __name__ == "__main__":

@@ -55,3 +55,9 @@ RECONCILE_INTERVAL_SECONDS = 900.0  # how often callRecords are listed for misse
 RECONCILE_OVERLAP_SECONDS = 6 * 3600.0
 CALL_RECORDS_RETENTION_DAYS = 30  # Graph keeps callRecords 30 days (reference/graph.md §8)
 HEALTH_EXPIRY_WARNING_SECONDS = 3600  # a subscription this close to expiry is unhealthy
+
+# The ops page (ingest/ops.py) and the counters it reads (workers/usage.py).
+OPS_SESSION_SECONDS = 8 * 3600  # a sign-in lasts a working day
+OPS_LATEST_MEETINGS = 50  # the ledger's bounded index of the latest outcomes
+CALLS_TTL_SECONDS = 3 * 24 * 3600  # per-day API call counters outlive their day a little
+THROUGHPUT_TTL_SECONDS = 2 * 3600  # per-minute job counters: the page charts one hour

@@ -29,6 +29,7 @@ SEEN = f"{PREFIX}:seen"  # + ":{digest}": the job id of an item already enqueued
 LEDGER = f"{PREFIX}:ledger"
 OUTCOMES = f"{LEDGER}:outcomes"  # hash: outcome -> meetings
 SUBSCRIPTION_SEEN = f"{LEDGER}:subscription_seen"  # hash: subscription id -> last notification
+LATEST_MEETINGS = f"{LEDGER}:latest"  # sorted set: meeting key -> when its outcome was last set
 
 # The meeting pipeline (workers/).
 MEETING_LOCK = f"{PREFIX}:lock:meeting"  # + ":{meeting key}": one worker at a time
@@ -43,6 +44,13 @@ RECONCILE_DELTA = f"{PREFIX}:reconcile:transcripts-delta"  # + ":{user id}": the
 RECONCILE_ENQUEUED = f"{PREFIX}:reconcile:enqueued"  # + ":{callRecord id}": enqueued lately
 HEALTH = f"{PREFIX}:health"
 HEALTH_RECONCILE = f"{HEALTH}:reconcile"
+
+# Usage the ops page shows (workers/usage.py): API calls per day, jobs finished per minute.
+CALLS = f"{PREFIX}:calls"  # + ":{service}:{YYYY-MM-DD}": requests sent that UTC day
+THROUGHPUT = f"{PREFIX}:throughput"  # + ":{unix minute}": hash ok|failed -> jobs
+
+# The ops page's sessions (ingest/ops_auth.py).
+OPS_SESSION = f"{PREFIX}:ops:session"  # + ":{sha256 of the cookie}": the session's CSRF token
 
 # RQ jobs, by dotted path (workers/jobs.py).
 JOB_NOTIFICATION = "workers.jobs.handle_notification"

@@ -89,6 +89,7 @@ class Meeting:
     transcript_ready_after_s: float
     recording: bool
     callrecord_after_s: float = 0.0  # the callRecord exists (and is notified) this long after play
+    attendance_report: bool = True  # false: the organizer turned attendance reports off
 
     @property
     def transcript(self) -> str | None:
@@ -241,7 +242,7 @@ def _meeting(value: object, path: str, by_upn: dict[str, User]) -> Meeting:
         path,
         required={"id", "subject", "organizer", "start", "end"},
         optional={"participants", "transcript", "transcripts", "transcript_ready_after_s",
-                  "recording", "callrecord_after_s"},
+                  "recording", "callrecord_after_s", "attendance_report"},
     )  # fmt: skip
     organizer = by_upn.get(_address(m["organizer"], f"{path}.organizer").lower())
     if organizer is None:
@@ -265,6 +266,7 @@ def _meeting(value: object, path: str, by_upn: dict[str, User]) -> Meeting:
         transcript_ready_after_s=ready,
         recording=_bool(m.get("recording", False), f"{path}.recording"),
         callrecord_after_s=_delay(m, "callrecord_after_s", path),
+        attendance_report=_bool(m.get("attendance_report", True), f"{path}.attendance_report"),
     )
 
 

@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from core.exceptions import Drop
 from core.settings import Settings
-from ingest import connect
+from ingest import connect, ops
 from ingest.bodies import BodyGate, Unread, answer_and_close
 from ingest.bounded import Parser, Refused, Screened, Slicer
 from ingest.drops import DropTally, SecurityLog
@@ -91,15 +91,24 @@ async def _read_body(request: web.Request, limit: int) -> bytes | web.Response |
     return await request.app[BODIES].read(request, limit)
 
 
-async def _accept(app: web.Application, screened: Screened, drops: DropTally) -> list[Item]:
-    """Validate every screened item against the registry; tally what is not genuine."""
-    known = await app[REGISTRY].lookup(app[REDIS], {sub_id for sub_id, _ in screened.candidates})
+async def _accept(
+    app: web.Application, screened: Screened, drops: DropTally, lifecycle: bool
+) -> list[Item]:
+    """Validate every screened item against the registry; tally what is not genuine. Graph
+    posts lifecycle events to the lifecycle URL alone and changes to the notification URL
+    alone: an item at the other endpoint is not Graph's."""
+    registry = app[REGISTRY]
+    known = await registry.lookup(app[REDIS], {sub_id for sub_id, _ in screened.candidates})
+    app[METRICS].registry_size.set(registry.size)
     allowed = frozenset(t.lower() for t in app[SETTINGS].graph_allowed_tenants)
     accepted: list[Item] = []
     slicer = Slicer()
     for sub_id, item in screened.candidates:
         try:
-            accepted.append(validate_canonical(sub_id, item, known.get(sub_id), allowed))
+            valid = validate_canonical(sub_id, item, known.get(sub_id), allowed)
+            if (valid.kind == "lifecycle") != lifecycle:
+                raise Drop("wrong_endpoint")
+            accepted.append(valid)
         except Drop as drop:
             drops.add(drop.reason, item)
         if slicer.due():
@@ -163,7 +172,7 @@ def notification_handler(endpoint: str) -> Handler:
         drops = screened.drops
         started = time.perf_counter()
         try:
-            items = await _accept(app, screened, drops)
+            items = await _accept(app, screened, drops, lifecycle=endpoint == "lifecycle")
             if drops.counts.get("unknown_subscription") and app[REGISTRY].wiped:
                 # Redis lost the registry (DESIGN §3.2: Redis cannot take these items now):
                 # Graph retries them once the clock has restored it (ingest/recovery.py).
@@ -298,6 +307,7 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
     app.router.add_post("/graph/notifications", notification_handler("notifications"))
     app.router.add_post("/graph/lifecycle", notification_handler("lifecycle"))
     connect.add_routes(app, SETTINGS)
+    ops.add_routes(app, SETTINGS, REDIS)  # only when INGEST_OPS_TOKEN is set
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

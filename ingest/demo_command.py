@@ -8,6 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+# Only `ingest demo` imports this module (ingest/cli.py loads commands by name), so only the
+# demo, and `ingest emulator`, load the emulators.
+from emulators.scenario import ScenarioError, load
+from ingest.demo.report import document, table
+from ingest.demo.runner import Demo, DemoOptions
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -41,11 +47,6 @@ def main(argv: Sequence[str]) -> int:
         args = _parser().parse_args(list(argv))
     except SystemExit as exc:
         return 2 if exc.code else 0
-    # Imported here: only the demo (and `ingest emulator`) loads the emulators.
-    from emulators.scenario import ScenarioError, load
-    from ingest.demo.report import document, table
-    from ingest.demo.runner import Demo, DemoOptions
-
     try:
         scenario = load(args.scenario)
     except (OSError, ScenarioError) as exc:

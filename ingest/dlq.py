@@ -90,10 +90,12 @@ def describe(job: Job, ledger: Ledger) -> FailedJob:
     )
 
 
-def failed(conn: redis.Redis, queue: Queue) -> list[FailedJob]:
+def failed(conn: redis.Redis, queue: Queue, limit: int | None = None) -> list[FailedJob]:
+    """The failed jobs, oldest first; the first `limit` of them when given (the ops page)."""
     ledger = Ledger(conn)
     out = []
-    for job_id in FailedJobRegistry(queue=queue).get_job_ids():
+    end = -1 if limit is None else limit - 1
+    for job_id in FailedJobRegistry(queue=queue).get_job_ids(0, end):
         try:
             job = Job.fetch(job_id, connection=conn, serializer=JSONSerializer)
         except NoSuchJobError:

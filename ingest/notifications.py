@@ -135,6 +135,13 @@ def validate_canonical(
         raise Drop("bad_change_type")
     out["changeType"] = change
     out.update(_resource(item, sub.kind))
+    # A user's transcript subscription only ever names that user's meetings.
+    if (
+        sub.kind == KIND_TRANSCRIPTS
+        and sub.user_id
+        and (out["ids"].get("organizerId") != sub.user_id.lower())
+    ):
+        raise Drop("resource_not_subscribed")
     encrypted = item.get("encryptedContent")
     if encrypted is not None:
         if not isinstance(encrypted, dict):

@@ -25,7 +25,6 @@ from core.settings import Settings
 from ingest import health
 from ingest.enqueue import job_options
 from workers import users
-from workers.graph.client import as_json
 from workers.ledger import Ledger
 
 WATERMARK_KEY = keys.RECONCILE_WATERMARK
@@ -53,20 +52,10 @@ class CallRecords:
         self.client = client
 
     def since(self, start: datetime) -> Iterator[dict[str, Any]]:
-
-        base = self.client.settings.graph_base_url
-        url: str | None = f"{base}/communications/callRecords?$filter=" + quote(
-            f"startDateTime ge {times.graph(start)}", safe=":"
-        )
-        while url:
-            link = url
-
-            async def get(sdk: Any, link: str = link) -> dict[str, Any]:
-                return as_json(await sdk.communications.call_records.with_url(link).get())
-
-            page = self.client.call("listing callRecords", get)
+        query = quote(f"startDateTime ge {times.graph(start)}", safe=":")
+        path = f"/communications/callRecords?$filter={query}"
+        for page in self.client.pages("listing callRecords", path, "CallRecords.Read.All"):
             yield from page.get("value") or []
-            url = page.get("@odata.nextLink")
 
 
 class TranscriptDelta:
@@ -89,15 +78,11 @@ class TranscriptDelta:
         delta_link = None
         items: list[dict[str, Any]] = []
         while url:
-            link = url
-
-            async def get(sdk: Any, link: str = link) -> dict[str, Any]:
-                meetings = sdk.users.by_user_id(user_id).online_meetings
-                builder = meetings.get_all_transcriptsmeeting_organizer_user_id_meeting_organizer_user_id_with_start_date_time_with_end_date_time  # noqa: E501
-                return as_json(await builder.with_url(link).get())
-
             try:
-                page = self.client.call(f"listing the transcripts of {user_id}", get)
+                page = self.client.request(
+                    f"listing the transcripts of {user_id}", "GET", url,
+                    permission="OnlineMeetingTranscript.Read.All", user_id=user_id,
+                )  # fmt: skip
             except Exception:
                 self.conn.delete(key)  # an expired delta token: start over next pass
                 raise

@@ -8,7 +8,9 @@ Keys (prefix `ingest:ledger`):
   id or join link (those two scoped to the occurrence's day; unscoped: the latest occurrence)
   leads to, so that every path and `ingest explain` reach the same meeting;
 - `outcomes`: meeting outcome -> count, changed exactly once per outcome change (`ingest
-  status`).
+  status`);
+- `latest`: the meetings whose outcome was set last (a sorted set by time, capped at
+  `defaults.OPS_LATEST_MEETINGS`), for the ops page.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import redis
 
-from core import keys
+from core import defaults, keys
 
 PREFIX = keys.LEDGER
 OUTCOMES_KEY = keys.OUTCOMES
@@ -30,6 +32,7 @@ SUBSCRIPTION_SEEN_KEY = keys.SUBSCRIPTION_SEEN
 OUTCOMES = ("pushed", "skipped", "no_transcript", "failed")
 SETTLED = frozenset({"pushed", "skipped", "no_transcript"})
 MAX_EVENTS = 200
+LATEST_KEY = keys.LATEST_MEETINGS
 
 # Returns the key an alias already leads to, else maps every free alias to ARGV[1].
 _CLAIM = """
@@ -42,8 +45,11 @@ local key = found or ARGV[1]
 for _, k in ipairs(KEYS) do redis.call('SET', k, key, 'NX') end
 return key
 """
-# Sets the outcome; moves the meeting between counts only when the outcome changes.
+# Sets the outcome; moves the meeting between counts only when the outcome changes. Every
+# call (a meeting pushed again after an update too) moves it to the top of the latest index.
 _OUTCOME = """
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1 - tonumber(ARGV[5]))
 local old = redis.call('HGET', KEYS[1], 'outcome')
 if old == ARGV[1] then return 0 end
 if old and old ~= '' then redis.call('HINCRBY', KEYS[2], old, -1) end
@@ -61,7 +67,8 @@ def resource_key(kind: str, resource_id: str) -> str:
     return f"{PREFIX}:resource:{kind}:{resource_id}"
 
 
-def meeting_key(key: str) -> str:
+def meeting_hash(key: str) -> str:
+    """The Redis key of the meeting's ledger hash (`key` is the product's meeting key)."""
     return f"{PREFIX}:meeting:{key}"
 
 
@@ -156,13 +163,13 @@ class Ledger:
 
     def find(self, any_id: str) -> str | None:
         """The meeting key for a meeting key, online meeting id or callRecord id."""
-        if self.conn.exists(meeting_key(any_id)):
+        if self.conn.exists(meeting_hash(any_id)):
             return any_id
         return self.alias("om", any_id) or self.alias("cr", any_id)
 
     # meetings ----------------------------------------------------------------------------
     def meeting(self, key: str) -> dict[str, str]:
-        entry: dict[bytes, bytes] = self.conn.hgetall(meeting_key(key))  # type: ignore[assignment]
+        entry: dict[bytes, bytes] = self.conn.hgetall(meeting_hash(key))  # type: ignore[assignment]
         return _decode(entry)
 
     def update(self, key: str, **fields: object) -> None:
@@ -173,34 +180,37 @@ class Ledger:
         }
         values.update(meeting_key=key, updated_at=now)
         with self.conn.pipeline() as pipe:
-            pipe.hsetnx(meeting_key(key), "created_at", now)
-            pipe.hset(meeting_key(key), mapping=values)  # type: ignore[arg-type]
+            pipe.hsetnx(meeting_hash(key), "created_at", now)
+            pipe.hset(meeting_hash(key), mapping=values)  # type: ignore[arg-type]
             pipe.execute()
 
     def clear(self, key: str, *fields: str) -> None:
-        self.conn.hdel(meeting_key(key), *fields)
+        self.conn.hdel(meeting_hash(key), *fields)
 
     def increment(self, key: str, field: str) -> int:
-        return int(self.conn.hincrby(meeting_key(key), field, 1))
+        return int(self.conn.hincrby(meeting_hash(key), field, 1))
 
     def event(self, key: str, what: str, **detail: object) -> None:
         """Add a line to the meeting's story."""
         line = json.dumps({"at": _now(), "what": what, **detail}, default=str)
-        events = f"{meeting_key(key)}:events"
+        events = f"{meeting_hash(key)}:events"
         with self.conn.pipeline() as pipe:
             pipe.rpush(events, line)
             pipe.ltrim(events, -MAX_EVENTS, -1)
             pipe.execute()
 
     def events(self, key: str) -> list[dict[str, Any]]:
-        raw: list[bytes] = self.conn.lrange(f"{meeting_key(key)}:events", 0, -1)  # type: ignore[assignment]
+        raw: list[bytes] = self.conn.lrange(f"{meeting_hash(key)}:events", 0, -1)  # type: ignore[assignment]
         return [json.loads(line) for line in raw]
 
     def set_outcome(self, key: str, outcome: str, reason: str | None = None) -> bool:
         """Record the meeting's outcome; True when it changed (and the counts with it)."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
-        changed = bool(self._outcome(keys=[meeting_key(key), OUTCOMES_KEY], args=[outcome, _now()]))
+        now = datetime.now(UTC)
+        args: list[str | float] = [outcome, now.isoformat(), now.timestamp(), key,
+                                   defaults.OPS_LATEST_MEETINGS]  # fmt: skip
+        changed = bool(self._outcome(keys=[meeting_hash(key), OUTCOMES_KEY, LATEST_KEY], args=args))
         if reason:
             self.update(key, outcome_reason=reason)
         if changed:
@@ -210,6 +220,11 @@ class Ledger:
     def error(self, key: str, error: str) -> None:
         self.update(key, last_error=error, last_error_at=_now())
         self.event(key, "error", error=error)
+
+    def latest(self, count: int = defaults.OPS_LATEST_MEETINGS) -> list[str]:
+        """The meeting keys whose outcome was set most recently, newest first."""
+        raw: list[bytes] = self.conn.zrevrange(LATEST_KEY, 0, count - 1)  # type: ignore[assignment]
+        return [k.decode() for k in raw]
 
     def outcome_counts(self) -> dict[str, int]:
         """Meetings by outcome; every outcome present, zero when none."""

@@ -119,6 +119,11 @@ class RegistryCache:
         self._loaded_at = float("-inf")
         self.wiped = False
 
+    @property
+    def size(self) -> int:
+        """Subscriptions in this copy (the `ingest_subscriptions_known` gauge)."""
+        return len(self._subs)
+
     async def lookup(self, conn: aioredis.Redis, ids: set[str]) -> dict[str, Subscription]:
         """The known subscriptions among `ids`, reloading when stale or when one is unknown."""
         now = time.monotonic()

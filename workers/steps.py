@@ -24,7 +24,7 @@ from core.exceptions import UpstreamTransient
 from core.settings import Settings
 from policy import Decision, Meeting, Participant, PolicySettings, Reason, address_of, decide
 from workers import participants, policy_config, resolve, state, users
-from workers.ledger import Ledger, meeting_key
+from workers.ledger import Ledger, meeting_hash
 from workers.state import MeetingState
 from workers.validation import TokenChecker
 
@@ -143,7 +143,7 @@ class Steps:
 
     # writing down ------------------------------------------------------------------------
     def _decided(self, key: str) -> bool:
-        return bool(self.conn.hexists(meeting_key(key), "decision"))
+        return bool(self.conn.hexists(meeting_hash(key), "decision"))
 
     def _note_facts(self, key: str, facts: resolve.CallRecordFacts, change: str) -> None:
         self.ledger.update(

@@ -24,7 +24,7 @@ from core import defaults
 from core.exceptions import Conflict, NotFound, UpstreamError
 from core.settings import Settings
 from workers import registry, rich, users
-from workers.graph.client import GraphClient, as_json
+from workers.graph.client import GraphClient
 from workers.registry import KIND_CALL_RECORDS, KIND_TRANSCRIPTS, Subscription
 
 CLIENT_STATE_BYTES = 48  # 64 url-safe characters; Graph allows at most 128
@@ -233,10 +233,9 @@ def _is_ours(remote: dict[str, Any], base: str | None) -> bool:
 
 
 class GraphSubscriptions:
-    """SubscriptionsApi over msgraph-sdk (workers.graph.client)."""
+    """SubscriptionsApi over the product's Graph client (workers/graph/client.py), in JSON."""
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
-
         self._owned = client is None
         self.client = client or GraphClient(settings)
 
@@ -245,37 +244,20 @@ class GraphSubscriptions:
             self.client.close()
 
     def list(self) -> list[dict[str, Any]]:
-
-        async def get(sdk: Any) -> list[dict[str, Any]]:
-            page = as_json(await sdk.subscriptions.get())
-            items = list(page.get("value") or [])
-            while page.get("@odata.nextLink"):
-                page = as_json(await sdk.subscriptions.with_url(page["@odata.nextLink"]).get())
-                items += page.get("value") or []
-            return items
-
-        return self.client.call("listing subscriptions", get)
+        items: list[dict[str, Any]] = []
+        for page in self.client.pages("listing subscriptions", "/subscriptions"):
+            items += page.get("value") or []
+        return items
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        from msgraph.generated.models.subscription import Subscription as Model
-
-        model = Model(
-            change_type=body["changeType"],
-            notification_url=body["notificationUrl"],
-            lifecycle_notification_url=body["lifecycleNotificationUrl"],
-            resource=body["resource"],
-            expiration_date_time=body["expirationDateTime"],
-            client_state=body["clientState"],
-            include_resource_data=body.get("includeResourceData"),
-            encryption_certificate=body.get("encryptionCertificate"),
-            encryption_certificate_id=body.get("encryptionCertificateId"),
-        )
-
-        async def post(sdk: Any) -> dict[str, Any]:
-            return as_json(await sdk.subscriptions.post(model))
-
+        fields = ("changeType", "notificationUrl", "lifecycleNotificationUrl", "resource",
+                  "expirationDateTime", "clientState", "includeResourceData",
+                  "encryptionCertificate", "encryptionCertificateId")  # fmt: skip
+        sent = {k: _jsonable(body[k]) for k in fields if body.get(k) is not None}
         try:
-            return self.client.call(f"creating the subscription for {body['resource']}", post)
+            return self.client.request(
+                f"creating the subscription for {body['resource']}", "POST", "/subscriptions", sent
+            )
         except UpstreamError as exc:
             found = _EXISTING.search(str(exc))
             if "409" in str(exc) and found:
@@ -283,21 +265,27 @@ class GraphSubscriptions:
             raise
 
     def update(self, subscription_id: str, expires: datetime) -> dict[str, Any]:
-        from msgraph.generated.models.subscription import Subscription as Model
-
-        async def patch(sdk: Any) -> dict[str, Any]:
-            item = sdk.subscriptions.by_subscription_id(subscription_id)
-            return as_json(await item.patch(Model(expiration_date_time=expires)))
-
         try:
-            return self.client.call(f"renewing subscription {subscription_id}", patch)
+            return self.client.request(
+                f"renewing subscription {subscription_id}",
+                "PATCH",
+                f"/subscriptions/{subscription_id}",
+                {"expirationDateTime": _jsonable(expires)},
+            )
         except NotFound:
             raise NotFound(subscription_id) from None
 
     def delete(self, subscription_id: str) -> None:
-
-        async def delete(sdk: Any) -> None:
-            await sdk.subscriptions.by_subscription_id(subscription_id).delete()
-
         with contextlib.suppress(NotFound):  # already gone: what we wanted
-            self.client.call(f"deleting subscription {subscription_id}", delete)
+            self.client.request(
+                f"deleting subscription {subscription_id}",
+                "DELETE",
+                f"/subscriptions/{subscription_id}",
+            )
+
+
+def _jsonable(value: Any) -> Any:
+    """Times as Graph reads them (ISO 8601 in UTC); everything else as it is."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value

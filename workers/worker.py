@@ -38,7 +38,7 @@ from rq.worker import WorkerStatus
 from core import defaults, logs
 from core.exceptions import UpstreamTransient
 from core.settings import Settings
-from workers import outage, policy_config
+from workers import outage, policy_config, usage
 from workers.context import WorkerContext, current, install, reset
 from workers.graph.api import GraphApi
 from workers.graph.client import graph
@@ -163,8 +163,9 @@ class IngestWorker(SimpleWorker):
             target=self._beat, args=(job, execution, stop), daemon=True, name="job-heartbeat"
         )
         beat.start()
+        ok: bool | None = None  # stays None when RQ's bookkeeping lost Redis: not a run
         try:
-            self.perform_job(job, queue, execution)
+            ok = self.perform_job(job, queue, execution)
         except outage.OUTAGE as exc:
             # RQ's own bookkeeping around the job lost Redis: the job's registry entry
             # expires and maintenance retries it (crash safety); this worker waits for Redis.
@@ -172,6 +173,8 @@ class IngestWorker(SimpleWorker):
         finally:
             stop.set()
             beat.join(5)
+        if ok is not None:
+            usage.job_done(self.connection, ok)  # the ops page's throughput chart
         self._until_redis("idle state", lambda: self.set_state(WorkerStatus.IDLE))
 
     def _still_ours(self, job: Job, queue: Queue) -> bool:

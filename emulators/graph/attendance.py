@@ -38,16 +38,24 @@ def _meeting(request: web.Request) -> tuple[World, str, str]:
     return meeting_of(request, PERMISSION)
 
 
+def _has_report(world: World, meeting_id: str) -> bool:
+    """A report exists once the meeting was played, unless attendance reports were turned off
+    for it (a scenario's `attendance_report: false`): "The policies that apply to the Teams
+    attendance report also extend to Microsoft Graph" (Graph, meetingAttendanceReport
+    resource type), and a Teams meeting policy or the organizer can turn the report off."""
+    return world.played_at(meeting_id) is not None and world.meeting(meeting_id).attendance_report
+
+
 def _report_of(request: web.Request, world: World, meeting_id: str) -> None:
     """404 unless `{report}` is this meeting's report (it exists once the meeting ended)."""
-    if world.played_at(meeting_id) is None or request.match_info["report"] != report_id(meeting_id):
+    if not _has_report(world, meeting_id) or request.match_info["report"] != report_id(meeting_id):
         raise not_found("The requested attendance report was not found.", code="NotFound")
 
 
 async def list_reports(request: web.Request) -> web.Response:
     """One report per played meeting; the list leaves the records out."""
     world, meeting_id, prefix = _meeting(request)
-    reports = [report(world, meeting_id)] if world.played_at(meeting_id) is not None else []
+    reports = [report(world, meeting_id)] if _has_report(world, meeting_id) else []
     fragment = f"{prefix}/attendanceReports"
     return web.json_response({"@odata.context": context(request, fragment), "value": reports})
 

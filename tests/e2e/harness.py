@@ -25,8 +25,10 @@ from emulators.graph.clock import Clock
 from emulators.graph.faults import GraphFaults
 from emulators.graph.options import GraphOptions
 from emulators.graph.world import World
+from emulators.salesforce.app import Config
 from emulators.tls import client_context, ensure_ca, server_context
 from ingest.app import create_app as create_receiver
+from tests.emulators.salesforce_harness import Server
 from workers import context, users
 from workers.subscriptions import GraphSubscriptions, Manager
 from workers.worker import build_worker
@@ -41,7 +43,16 @@ def free_port() -> int:
 class Stack:
     """Emulator + receiver on a background loop; settings for the product pointed at them."""
 
-    def __init__(self, doc: dict[str, Any], redis_url: str, tmp: Path, **settings: Any) -> None:
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        redis_url: str,
+        tmp: Path,
+        salesforce: bool = False,
+        **settings: Any,
+    ) -> None:
+        """`salesforce`: also run the Salesforce emulator (seeded from the scenario) and point
+        the product's Salesforce settings at it, so that pushes go through the real stage."""
         self.scenario = scenario_mod.parse(doc)
         self.clock = Clock()
         self.world = World(self.scenario, clock=self.clock)
@@ -50,6 +61,13 @@ class Stack:
         self.ca_dir = tmp / "ca"
         ensure_ca(self.ca_dir)
         self.graph_port, self.receiver_port = free_port(), free_port()
+        self.salesforce: Server | None = None
+        if salesforce:
+            self.salesforce = Server(Config(seed=self.scenario.salesforce), self.ca_dir)
+            self.salesforce.__enter__()
+            settings.setdefault("sf_instance_url", self.salesforce.base)
+            settings.setdefault("sf_client_id", "emulator-app")
+            settings.setdefault("sf_client_secret", "emulator-secret")
         self.settings = Settings(
             redis_url=redis_url,
             public_url=f"http://127.0.0.1:{self.receiver_port}",
@@ -83,6 +101,8 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         context.reset()
+        if self.salesforce is not None:
+            self.salesforce.__exit__(None, None, None)
         self._call(self._stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
@@ -189,6 +209,12 @@ class Stack:
             "SF_CLIENT_ID": "emulator-app",
             "SF_CLIENT_SECRET": "emulator-secret",
         }
+
+    def salesforce_records(self, sobject: str) -> list[dict[str, Any]]:
+        """Every record of `sobject` in the Salesforce emulator."""
+        assert self.salesforce is not None, "Stack(..., salesforce=True)"
+        records: list[dict[str, Any]] = self.salesforce.dump().get(sobject, [])
+        return records
 
     def graph_requests(self) -> dict[str, int]:
         """Graph API requests by route, tokens and the emulator's identity routes aside."""

@@ -79,10 +79,9 @@ class TestTenantDomains:
     def test_domains_from_graph(
         self, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr("workers.salesforce.stage.push", lambda m: {"meeting": "a01"})
         inside = [{"upn": "alice@contoso.com"}, {"upn": "dan@contoso.com"}]
         doc = scenario(meeting("m1"), meeting("m2", people=inside))
-        with Stack(doc, redis_url, tmp_path, internal_domains=()) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True, internal_domains=()) as stack:
             stack.ensure_subscriptions()
             stack.play("m1", "m2")
             ledger = Ledger(stack.conn)

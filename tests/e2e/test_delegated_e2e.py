@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from core import vault
 from emulators.tls import client_context
+from tests.e2e.conftest import watch_pushes
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import ALICE, meeting, scenario
 from workers import users
@@ -71,25 +72,15 @@ def meeting_routes(requests: dict[str, int]) -> set[str]:
     return {route for route in requests if MEETINGS in route}
 
 
-def pushed_stub(monkeypatch: Any) -> list[str]:
-    calls: list[str] = []
-
-    def push(resolved: Any) -> dict[str, str]:
-        assert all(t.vtt.startswith("WEBVTT") for t in resolved.transcripts)
-        calls.append(resolved.meeting_key)
-        return {"meeting": "a01000"}
-
-    monkeypatch.setattr("workers.salesforce.stage.push", push)
-    return calls
-
-
 class TestConnectedOrganizer:
     """A connected organizer's meeting, attendance and transcript requests carry their
     delegated token; the callRecord carries the app token; the meeting is pushed."""
 
     def test_delegated(self, redis_url: str, tmp_path: Path, monkeypatch: Any) -> None:
-        pushed = pushed_stub(monkeypatch)
-        with Stack(scenario(meeting("m1")), redis_url, tmp_path, secret_key=KEY) as stack:
+        pushed = watch_pushes(monkeypatch)
+        with Stack(
+            scenario(meeting("m1")), redis_url, tmp_path, salesforce=True, secret_key=KEY
+        ) as stack:
             connect(stack)
             stack.ensure_subscriptions()
             with capture_logs() as logs:
@@ -112,8 +103,10 @@ class TestRefresh:
     """An expired access token is refreshed silently and the new cache is sealed back."""
 
     def test_refreshed(self, redis_url: str, tmp_path: Path, monkeypatch: Any) -> None:
-        pushed_stub(monkeypatch)
-        with Stack(scenario(meeting("m1")), redis_url, tmp_path, secret_key=KEY) as stack:
+        watch_pushes(monkeypatch)
+        with Stack(
+            scenario(meeting("m1")), redis_url, tmp_path, salesforce=True, secret_key=KEY
+        ) as stack:
             connect(stack)
             stack.ensure_subscriptions()
             box = vault.token_cache_vault(KEY)
@@ -137,9 +130,9 @@ class TestFallback:
     def test_removed_or_broken_cache(
         self, redis_url: str, tmp_path: Path, monkeypatch: Any
     ) -> None:
-        pushed = pushed_stub(monkeypatch)
+        pushed = watch_pushes(monkeypatch)
         doc = scenario(meeting("m1"), meeting("m2"))
-        with Stack(doc, redis_url, tmp_path, secret_key=KEY) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True, secret_key=KEY) as stack:
             connect(stack)
             stack.ensure_subscriptions()
             key = vault.TOKENS_PREFIX + ALICE
@@ -160,8 +153,10 @@ class TestAdminAddedUser:
     """A user an admin added (no connect flow) is read with the app token, secret key or not."""
 
     def test_app_token(self, redis_url: str, tmp_path: Path, monkeypatch: Any) -> None:
-        pushed_stub(monkeypatch)
-        with Stack(scenario(meeting("m1")), redis_url, tmp_path, secret_key=KEY) as stack:
+        watch_pushes(monkeypatch)
+        with Stack(
+            scenario(meeting("m1")), redis_url, tmp_path, salesforce=True, secret_key=KEY
+        ) as stack:
             assert users.find(stack.conn, ALICE).source == "admin"  # type: ignore[union-attr]
             stack.ensure_subscriptions()
             with capture_logs() as logs:

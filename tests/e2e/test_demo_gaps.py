@@ -1,6 +1,8 @@
 """`ingest demo` on a tenant whose Teams application access policy leaves one user out
-(emulators/scenarios/access-policy-gap.json): that user's meetings fail with the cmdlets in
-`ingest explain`, the others reach Salesforce, and nothing else fails."""
+(emulators/scenarios/access-policy-gap.json), with the live shapes beside it (a meeting with
+two transcripts in Graph's short timestamps, a late callRecord, batched notifications): that
+user's meetings fail with the cmdlets in `ingest explain`, every eligible meeting's
+transcripts reach Salesforce exactly once and in spoken order, and nothing else fails."""
 
 from __future__ import annotations
 
@@ -43,6 +45,20 @@ def test_access_policy_gap(redis_url: str, tmp_path: Path) -> None:
     assert sorted(r["Name"] for r in records["Teams_Meeting__c"]) == [
         "Fabrikam onboarding", "Litware demo"
     ]  # fmt: skip
+    # Every transcript once, in the order made; each one's text in spoken order.
+    by_meeting: dict[str, list[dict[str, object]]] = {}
+    ids = {r["Id"]: r["Name"] for r in records["Teams_Meeting__c"]}
+    for row in records["Teams_Transcript__c"]:
+        by_meeting.setdefault(ids[row["Meeting__c"]], []).append(row)
+    assert {name: len(rows) for name, rows in by_meeting.items()} == {
+        "Fabrikam onboarding": 2, "Litware demo": 1
+    }  # fmt: skip
+    onboarding = sorted(by_meeting["Fabrikam onboarding"], key=lambda r: str(r["Name"]))
+    assert [r["Text__c"] for r in onboarding] == [
+        "Alice Adams: Welcome aboard, Carol.\nCarol Diaz: Thanks, glad to start.",
+        "Alice Adams: We are recording again: next steps.\n"
+        "Carol Diaz: I will send the contract on Friday.",
+    ]
     world = World(load(SCENARIO))
     chloe = world.organizer_id("g-002")
     explained = subprocess.run(

@@ -21,6 +21,7 @@ from ingest.explain import render, story
 from ingest.reconcile import Reconciler, TranscriptDelta
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import BOB, meeting, scenario
+from tests.e2e.test_pipeline_e2e import key_of, outcome
 from workers import users
 from workers.graph.client import GraphClient
 from workers.ledger import Ledger
@@ -30,36 +31,11 @@ INGEST = str(Path(sys.executable).parent / "ingest")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def pushed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The Salesforce stage replaced by a recorder: what reaches it is what is tested here."""
-    calls: list[str] = []
-
-    def push(resolved: Any) -> dict[str, str]:
-        calls.append(resolved.meeting_key)
-        return {"meeting": f"a01{len(calls):03d}"}
-
-    monkeypatch.setattr("workers.salesforce.stage.push", push)
-    yield calls
-
-
 def tenant(doc: dict[str, Any], **fields: Any) -> dict[str, Any]:
     doc["tenant"].update(fields)
     for user in doc["users"]:
         user["eci"] = user["upn"] in ("alice@contoso.com", "bob@contoso.com")
     return doc
-
-
-def key_of(stack: Stack, mid: str) -> str | None:
-    ledger = Ledger(stack.conn)
-    return ledger.find(stack.world.call_record_id(mid)) or ledger.find(
-        stack.world.online_meeting_id(mid)
-    )
-
-
-def outcome(stack: Stack, mid: str) -> str | None:
-    key = key_of(stack, mid)
-    return Ledger(stack.conn).meeting(key).get("outcome") if key else None
 
 
 def settle(stack: Stack, *mids: str) -> None:
@@ -85,7 +61,7 @@ class TestAccessPolicyGap:
             scenario(meeting("a1"), meeting("b1", organizer="bob@contoso.com"), meeting("a2")),
             access_policy=["alice@contoso.com"],
         )
-        with Stack(doc, redis_url, tmp_path) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True) as stack:
             stack.ensure_subscriptions()
             stack.play()
             settle(stack, "a1", "b1", "a2")
@@ -116,7 +92,7 @@ class TestConsentGap:
         roles = ["CallRecords.Read.All", "OnlineMeetings.Read.All",
                  "OnlineMeetingTranscript.Read.All", "User.Read.All"]  # fmt: skip
         doc = tenant(scenario(meeting("m1")), app_permissions=roles)
-        with Stack(doc, redis_url, tmp_path) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True) as stack:
             stack.ensure_subscriptions()
             stack.play("m1")
             settle(stack, "m1")
@@ -135,7 +111,7 @@ class TestConsentGap:
         roles = ["OnlineMeetings.Read.All", "OnlineMeetingArtifact.Read.All",
                  "OnlineMeetingTranscript.Read.All", "User.Read.All"]  # fmt: skip
         doc = tenant(scenario(meeting("m1")), app_permissions=roles)
-        with Stack(doc, redis_url, tmp_path) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True) as stack:
             # Graph refuses the callRecords subscription without the role, so the meeting is
             # reached here as a reconciliation or backfill would reach it.
             stack.world.play(["m1"])
@@ -157,7 +133,7 @@ class TestUsersAdd:
     def test_missing_user_read_all(self, redis_url: str, tmp_path: Path) -> None:
         doc = tenant(scenario(meeting("m1")), app_permissions=["CallRecords.Read.All"])
         missing = pytest.raises(UpstreamPermanent, match=r"Permission missing.*User\.Read\.All")
-        with Stack(doc, redis_url, tmp_path) as stack, missing:
+        with Stack(doc, redis_url, tmp_path, salesforce=True) as stack, missing:
             users.resolve(stack.settings, "bob@contoso.com")
 
 
@@ -171,7 +147,7 @@ class TestReconciliation:
             scenario(meeting("a1"), meeting("b1", organizer="bob@contoso.com")),
             access_policy=["alice@contoso.com"],
         )
-        with Stack(doc, redis_url, tmp_path) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True) as stack:
             stack.set_faults(drop_rate=1.0)
             stack.play()
             client = GraphClient(stack.settings)
@@ -195,7 +171,7 @@ class TestWorkerStart:
 
     def test_stops_with_one_line(self, redis_url: str, tmp_path: Path) -> None:
         doc = tenant(scenario(meeting("m1")), app_permissions=["CallRecords.Read.All"])
-        with Stack(doc, redis_url, tmp_path, internal_domains=()) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True, internal_domains=()) as stack:
             with pytest.raises(ConfigurationError, match=r"Organization\.Read\.All"):
                 check_domains(stack.settings, stack.conn)
             s = stack.settings
@@ -219,6 +195,8 @@ class TestWorkerStart:
             assert "INTERNAL_DOMAINS" in lines[0] and "Organization.Read.All" in lines[0]
 
     def test_starts_with_the_permission(self, redis_url: str, tmp_path: Path) -> None:
-        with Stack(scenario(meeting("m1")), redis_url, tmp_path, internal_domains=()) as stack:
+        with Stack(
+            scenario(meeting("m1")), redis_url, tmp_path, salesforce=True, internal_domains=()
+        ) as stack:
             check_domains(stack.settings, stack.conn)  # reads and keeps the verified domains
             assert stack.graph_requests() == {"GET /v1.0/organization": 1}

@@ -4,7 +4,6 @@ the receiver, in-process workers, outcomes from the ledger and budgets from the 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +17,10 @@ from rq.serializers import JSONSerializer
 from tests.e2e.harness import Stack
 from tests.e2e.scenarios import meeting, scenario
 from workers.ledger import Ledger
+from workers.salesforce import stage
 
 CAROL = {"email": "carol@fabrikam.com", "name": "Carol Diaz"}
 ALICE = {"upn": "alice@contoso.com"}
-
-
-@pytest.fixture
-def pushed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The Salesforce stage replaced by a recorder: the hand-off is what is tested here."""
-    calls: list[str] = []
-
-    def push(resolved: Any) -> dict[str, str]:
-        assert all(t.vtt.startswith("WEBVTT") for t in resolved.transcripts)
-        calls.append(resolved.meeting_key)
-        return {"meeting": f"a01{len(calls):03d}"}
-
-    monkeypatch.setattr("workers.salesforce.stage.push", push)
-    yield calls
 
 
 def key_of(stack: Stack, mid: str) -> str | None:
@@ -104,7 +90,7 @@ class TestEveryReason:
             ),
         }
         doc = scenario(*(c[0] for c in cases.values()))
-        with Stack(doc, redis_url, tmp_path, policy_file=policy) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True, policy_file=policy) as stack:
             stack.ensure_subscriptions()
             for mid, (_, reason, end, budget) in cases.items():
                 before = total(stack)
@@ -127,7 +113,7 @@ class TestEveryReason:
             meeting("short", seconds=30, transcript=None),
             meeting("bobs", organizer="bob@contoso.com"),
         )
-        with Stack(doc, redis_url, tmp_path) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True) as stack:
             stack.ensure_subscriptions()
             for mid in ("short", "bobs"):
                 before = stack.graph_requests()
@@ -143,7 +129,7 @@ class TestCallRecordPathBudget:
     """An eligible meeting on the callRecord path alone: six requests, one of them the download."""
 
     def test_six(self, redis_url: str, tmp_path: Path, pushed: list[str]) -> None:
-        with Stack(scenario(meeting("m1")), redis_url, tmp_path) as stack:
+        with Stack(scenario(meeting("m1")), redis_url, tmp_path, salesforce=True) as stack:
             stack.ensure_subscriptions()
             _only_call_records(stack)
             stack.play("m1")
@@ -168,7 +154,7 @@ class TestConvergence:
         self, redis_url: str, tmp_path: Path, pushed: list[str]
     ) -> None:
         doc = scenario(meeting("m1", transcript_ready_after_s=1.0))
-        with Stack(doc, redis_url, tmp_path, first=0.3) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True, first=0.3) as stack:
             stack.ensure_subscriptions()
             stack.play("m1")
             settle(stack, "m1")
@@ -195,7 +181,7 @@ class TestConvergence:
     def test_transcript_then_call_record(
         self, redis_url: str, tmp_path: Path, pushed: list[str]
     ) -> None:
-        with Stack(scenario(meeting("m1")), redis_url, tmp_path) as stack:
+        with Stack(scenario(meeting("m1")), redis_url, tmp_path, salesforce=True) as stack:
             stack.ensure_subscriptions()
             queue = Queue("ingest", connection=stack.conn, serializer=JSONSerializer)
             stack.play("m1")
@@ -233,7 +219,7 @@ class TestReadiness:
     ) -> None:
         # Late enough that two re-checks miss it, however soon after play the first one runs.
         doc = scenario(meeting("late", transcript_ready_after_s=3.0))
-        with Stack(doc, redis_url, tmp_path, first=0.4, window=20.0) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True, first=0.4, window=20.0) as stack:
             stack.ensure_subscriptions()
             _only_call_records(stack)  # no transcript notification: only re-checks can find it
             stack.play("late")
@@ -247,7 +233,7 @@ class TestReadiness:
         self, redis_url: str, tmp_path: Path, pushed: list[str]
     ) -> None:
         doc = scenario(meeting("none", transcript=None))
-        with Stack(doc, redis_url, tmp_path, first=0.3, window=1.0) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True, first=0.3, window=1.0) as stack:
             stack.ensure_subscriptions()
             stack.play("none")
             settle(stack, "none")
@@ -260,7 +246,7 @@ class TestFaults:
 
     @pytest.mark.slow
     def test_throttled(self, redis_url: str, tmp_path: Path, pushed: list[str]) -> None:
-        with Stack(scenario(meeting("m1")), redis_url, tmp_path) as stack:
+        with Stack(scenario(meeting("m1")), redis_url, tmp_path, salesforce=True) as stack:
             stack.ensure_subscriptions()
             stack.set_faults(rate_429=0.5, retry_after_s=1, seed=7)
             stack.play("m1")
@@ -271,7 +257,7 @@ class TestFaults:
 
     def test_token_expiry(self, redis_url: str, tmp_path: Path, pushed: list[str]) -> None:
         doc = scenario(meeting("m1"), meeting("m2"))
-        with Stack(doc, redis_url, tmp_path) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True) as stack:
             stack.ensure_subscriptions()
             stack.play("m1")
             settle(stack, "m1")
@@ -295,15 +281,18 @@ class TestSameHandOffEitherOrder:
         self, order: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> Any:
         got: list[Any] = []
+        real = stage.push
 
-        def push(resolved: Any) -> dict[str, str]:
+        def push(resolved: Any) -> dict[str, str]:  # the real stage, watched
             got.append(resolved)
-            return {"meeting": "a01000"}
+            return real(resolved)
 
-        monkeypatch.setattr("workers.salesforce.stage.push", push)
+        monkeypatch.setattr(stage, "push", push)
         redis.Redis.from_url(redis_url).flushdb()  # each order on an empty ledger
         people = [ALICE, CAROL, {"phone": "+14255550100"}, {"guest": "Visitor"}]
-        with Stack(scenario(meeting("m1", people=people)), redis_url, tmp_path / order) as stack:
+        with Stack(
+            scenario(meeting("m1", people=people)), redis_url, tmp_path / order, salesforce=True
+        ) as stack:
             stack.ensure_subscriptions()
             queue = Queue("ingest", connection=stack.conn, serializer=JSONSerializer)
             stack.play("m1")

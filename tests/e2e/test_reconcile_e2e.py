@@ -25,19 +25,6 @@ OVERLAP = 4 * 86400.0  # the meetings below started two days ago
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 
 
-@pytest.fixture
-def pushed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The Salesforce stage replaced by a recorder: the hand-off is what is tested here."""
-    calls: list[str] = []
-
-    def push(resolved: Any) -> dict[str, str]:
-        calls.append(resolved.meeting_key)
-        return {"meeting": f"a01{len(calls):03d}"}
-
-    monkeypatch.setattr("workers.salesforce.stage.push", push)
-    yield calls
-
-
 def outcome(stack: Stack, mid: str) -> str | None:
     ledger = Ledger(stack.conn)
     key = ledger.find(stack.world.call_record_id(mid)) or ledger.find(
@@ -65,7 +52,7 @@ class TestClockRenewal:
     """The clock renews a subscription nearing expiry and re-creates one Graph deleted."""
 
     def test_renewed_before_it_lapses(self, redis_url: str, tmp_path: Path) -> None:
-        with Stack(scenario(meeting("m1")), redis_url, tmp_path) as stack:
+        with Stack(scenario(meeting("m1")), redis_url, tmp_path, salesforce=True) as stack:
             stack.ensure_subscriptions()
             sub = call_records(stack)
             stack.control("advance", {"seconds": (4230 - 15 - 50) * 60})  # 50 minutes left
@@ -83,7 +70,7 @@ class TestClockRenewal:
             assert health.subscriptions(stack.conn)[0]["last_renewal"]
 
     def test_deleted_in_graph_is_recreated(self, redis_url: str, tmp_path: Path) -> None:
-        with Stack(scenario(meeting("m1")), redis_url, tmp_path) as stack:
+        with Stack(scenario(meeting("m1")), redis_url, tmp_path, salesforce=True) as stack:
             stack.ensure_subscriptions()
             sub = call_records(stack)
             api = GraphSubscriptions(stack.settings)
@@ -106,7 +93,7 @@ class TestReconciliation:
     def test_dropped_notifications_reconciled(
         self, redis_url: str, tmp_path: Path, pushed: list[str]
     ) -> None:
-        with Stack(two_meetings(), redis_url, tmp_path,
+        with Stack(two_meetings(), redis_url, tmp_path, salesforce=True,
                    reconcile_overlap_seconds=OVERLAP) as stack:  # fmt: skip
             stack.ensure_subscriptions()
             stack.set_faults(drop_rate=1.0)
@@ -142,7 +129,7 @@ class TestTranscriptDelta:
     def test_delta_brings_transcripts(
         self, redis_url: str, tmp_path: Path, pushed: list[str]
     ) -> None:
-        with Stack(two_meetings(), redis_url, tmp_path,
+        with Stack(two_meetings(), redis_url, tmp_path, salesforce=True,
                    reconcile_overlap_seconds=OVERLAP) as stack:  # fmt: skip
             stack.set_faults(drop_rate=1.0)
             stack.play()
@@ -172,7 +159,7 @@ class TestBackfill:
         pushed: list[str],
         capsys: pytest.CaptureFixture[str],
     ) -> None:
-        with Stack(two_meetings(), redis_url, tmp_path) as stack:
+        with Stack(two_meetings(), redis_url, tmp_path, salesforce=True) as stack:
             stack.set_faults(drop_rate=1.0)
             stack.play()
             args = argparse.Namespace(since=(STARTED - timedelta(days=1)).date().isoformat())

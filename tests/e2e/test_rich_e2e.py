@@ -25,12 +25,11 @@ class TestRichTenantWide:
         cert, key = make_cert(tmp_path)
         settings = {"tenant_wide_transcripts": True, "graph_encryption_cert_path": cert,
                     "graph_encryption_key_path": key}  # fmt: skip
-        return Stack(scenario(meeting("m1")), redis_url, tmp_path, **settings)
+        return Stack(scenario(meeting("m1")), redis_url, tmp_path, salesforce=True, **settings)
 
     def test_organizer_from_encrypted_content(
         self, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr("workers.salesforce.stage.push", lambda m: {"meeting": "a01"})
         with self._stack(redis_url, tmp_path) as stack:
             stack.ensure_subscriptions()
             resources = sorted(s.resource for s in registry.load_all(stack.conn))

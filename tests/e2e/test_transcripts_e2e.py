@@ -14,6 +14,7 @@ from tests.e2e.harness import Stack
 from tests.e2e.scenarios import meeting, scenario
 from tests.e2e.test_pipeline_e2e import ALICE, CAROL, key_of, meeting_entries, outcome, settle
 from workers.ledger import Ledger
+from workers.salesforce import stage
 
 OM = "GET /v1.0/users/{uid}/onlineMeetings/{meeting}"
 TEXTS = [
@@ -25,18 +26,21 @@ TEXTS = [
 
 @pytest.fixture
 def resolved(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
-    """The Salesforce stage replaced by recorders: what was pushed, and what filled in."""
+    """The real Salesforce stage, watched: what was pushed, and what filled in (written to
+    the Salesforce emulator of `Stack(..., salesforce=True)`)."""
     calls: dict[str, list[Any]] = {"push": [], "fill": []}
+    real_push, real_fill = stage.push, stage.set_call_record
 
     def push(meeting: Any) -> dict[str, str]:
         calls["push"].append(meeting)
-        return {"meeting": "a01000"}
+        return real_push(meeting)
 
-    monkeypatch.setattr("workers.salesforce.stage.push", push)
-    monkeypatch.setattr(
-        "workers.salesforce.stage.set_call_record",
-        lambda key, cr_id: calls["fill"].append((key, cr_id)),
-    )
+    def fill(key: str, cr_id: str) -> None:
+        calls["fill"].append((key, cr_id))
+        real_fill(key, cr_id)
+
+    monkeypatch.setattr(stage, "push", push)
+    monkeypatch.setattr(stage, "set_call_record", fill)
     yield calls
 
 
@@ -51,7 +55,7 @@ class TestEveryTranscriptEveryPage:
         crowd = [{"email": f"guest{i:02d}@fabrikam.com"} for i in range(11)]
         doc = scenario(meeting("m1", people=[ALICE, CAROL, *crowd], transcript=None,
                                transcripts=TEXTS))  # fmt: skip
-        with Stack(doc, redis_url, tmp_path) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True) as stack:
             assert stack.graph_app is not None
             stack.graph_app[OPTIONS_KEY].transcripts_page = 2
             stack.graph_app[OPTIONS_KEY].attendance_page = 5
@@ -80,7 +84,7 @@ class TestTranscriptFirst:
         self, redis_url: str, tmp_path: Path, resolved: dict[str, list[Any]]
     ) -> None:
         doc = scenario(meeting("m1", callrecord_after_s=2.0))
-        with Stack(doc, redis_url, tmp_path) as stack:
+        with Stack(doc, redis_url, tmp_path, salesforce=True) as stack:
             stack.ensure_subscriptions()
             stack.play("m1")
             settle(stack, "m1")
@@ -104,3 +108,7 @@ class TestTranscriptFirst:
             assert sum(stack.graph_requests().values()) == spent
             assert len(resolved["push"]) == 1 and meeting_entries(stack) == 1
             assert stack.stats()["transcript_content_downloads"] == {"m1": 1}
+            # In Salesforce: one meeting row, its callRecord id filled in; one transcript.
+            [row] = stack.salesforce_records("Teams_Meeting__c")
+            assert row["Call_Record_Id__c"] == cr_id
+            assert len(stack.salesforce_records("Teams_Transcript__c")) == 1

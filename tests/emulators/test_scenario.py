@@ -301,3 +301,22 @@ class TestDefaultScenario:
         assert any(m.recording for m in s.meetings)
         assert all(m.subject and not m.subject.startswith("m-") for m in s.meetings)
         assert {"Account", "Contact", "Lead", "Opportunity"} <= set(s.salesforce)
+
+
+class TestBuiltInScenarioShowsLiveShapes:
+    """The demo's built-in scenario holds the forms Graph produces live (issue: live on day
+    one): a transcript in Graph's documented short timestamps (`0:0:0.0 --> 0:0:5.320`), a
+    meeting with two transcripts, a transcript-first meeting whose callRecord comes later,
+    and an anonymous visitor."""
+
+    def test_shapes(self) -> None:
+        import re
+
+        from emulators.scenario import load
+
+        built_in = load()
+        texts = [t for m in built_in.meetings for t in m.transcripts]
+        assert any(re.search(r"^\d:\d:\d+\.\d+ --> ", t, re.M) for t in texts)
+        assert any(len(m.transcripts) >= 2 for m in built_in.meetings)
+        assert any(m.callrecord_after_s > 0 and m.transcripts for m in built_in.meetings)
+        assert any(p.kind == "guest" for m in built_in.meetings for p in m.participants)

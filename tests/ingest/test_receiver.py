@@ -17,6 +17,7 @@ from ingest.app import create_app
 from ingest.metrics import ReceiverMetrics
 from tests.ingest import payloads as p
 from tests.ingest.jwts import Signer
+from workers import registry
 
 Client = TestClient[web.Request, web.Application]
 JSON = {"Content-Type": "application/json; charset=utf-8"}
@@ -282,8 +283,6 @@ class TestDropped:
     async def test_a_new_subscription_is_seen_at_once(
         self, client: Client, redis_conn: redis.Redis, queue: Queue
     ) -> None:
-        from workers import registry
-
         assert await post(client, p.body(p.call_record())) == 202  # loads the registry
         registry.save(
             redis_conn,
@@ -301,6 +300,52 @@ class TestDropped:
         item = p.transcript(subscriptionId=p.USER_TR_SUB, clientState="fresh")
         assert await post(client, p.body(item)) == 202
         assert queue.count == 2
+
+
+class TestWrongPlace:
+    """Items Graph would never send where they arrive are dropped (202, counted, one
+    security_event): lifecycle events come only to the lifecycle URL, changes only to the
+    notification URL, and a user's transcript subscription names only that user's meetings."""
+
+    @pytest.mark.parametrize(
+        ("path", "item"),
+        [("/graph/notifications", p.lifecycle()), ("/graph/lifecycle", p.call_record())],
+    )
+    async def test_wrong_endpoint(
+        self, client: Client, queue: Queue, metrics: ReceiverMetrics, path: str, item: Any
+    ) -> None:
+        assert await post(client, p.body(item), path) == 202
+        assert queue.count == 0
+        assert sample(metrics, "ingest_notifications_dropped_total", reason="wrong_endpoint") == 1
+
+    async def test_user_subscription_names_another_user(
+        self, client: Client, queue: Queue, redis_conn: redis.Redis, metrics: ReceiverMetrics
+    ) -> None:
+        registry.save(redis_conn, registry.Subscription(
+            id=p.USER_TR_SUB, resource=f"users/{p.ORGANIZER_ID}/onlineMeetings/getAllTranscripts",
+            kind="transcripts", client_state=p.TR_STATE, tenant_id=p.TENANT,
+            user_id=p.ORGANIZER_ID,
+        ))  # fmt: skip
+
+        def of(user: str) -> dict[str, Any]:
+            res = (
+                f"users('{user}')/onlineMeetings('{p.MEETING_ID}')/transcripts('{p.TRANSCRIPT_ID}')"
+            )
+            item = p.transcript(resource=res, subscriptionId=p.USER_TR_SUB)
+            item["resourceData"]["@odata.id"] = res
+            return item
+
+        other = "0d9e8f7a-1111-4d40-900c-6265431fd81f"
+        assert await post(client, p.body(of(other))) == 202
+        assert queue.count == 0
+        reason = "resource_not_subscribed"
+        assert sample(metrics, "ingest_notifications_dropped_total", reason=reason) == 1
+        assert await post(client, p.body(of(p.ORGANIZER_ID.upper()))) == 202
+        assert [a["ids"]["organizerId"] for a in jobs(queue)] == [p.ORGANIZER_ID]
+
+    async def test_registry_size_is_a_gauge(self, client: Client, metrics: ReceiverMetrics) -> None:
+        assert await post(client, p.body(p.call_record())) == 202
+        assert sample(metrics, "ingest_subscriptions_known") == 2
 
 
 class TestDedupe:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
-from workers.salesforce import mapping
-from workers.salesforce.mapping import PersonMatch, Related
+from workers.salesforce import mapping, records
+from workers.salesforce.matching import PersonMatch, Related
 from workers.vtt import SALESFORCE_TEXT_LIMIT, parse
 
 VTT = (
@@ -68,26 +68,26 @@ class TestKeys:
         ],
     )
     def test_external_key(self, raw: str, kept: bool) -> None:
-        key = mapping.external_key(raw)
+        key = records.external_key(raw)
         assert (key == raw) is kept
         assert len(key) <= 255
-        assert mapping.external_key(raw) == key
+        assert records.external_key(raw) == key
         if not kept:
             assert key.startswith("sha256:") and len(key) == 71
 
     def test_keys_differ_by_record_and_are_stable(self) -> None:
         m = meeting()
-        keys = [mapping.meeting_key(m), mapping.transcript_key(m, m.transcripts[0])]
-        keys += [mapping.participant_key(m, p) for p in m.participants]
+        keys = [records.meeting_external_key(m), records.transcript_key(m, m.transcripts[0])]
+        keys += [records.participant_key(m, p) for p in m.participants]
         assert len(set(keys)) == len(keys)
         assert keys[0] == "m-001"
-        assert mapping.participant_key(meeting(), ALICE) == mapping.participant_key(m, ALICE)
-        assert mapping.participant_key(meeting(meeting_key="m-002"), ALICE) != keys[2]
+        assert records.participant_key(meeting(), ALICE) == records.participant_key(m, ALICE)
+        assert records.participant_key(meeting(meeting_key="m-002"), ALICE) != keys[2]
 
     def test_long_graph_ids_are_hashed_but_kept_raw(self) -> None:
         long_id = "MSo" + "x" * 400
         m = meeting(meeting_key=long_id, online_meeting_id=long_id[:255])
-        assert len(mapping.meeting_key(m)) <= 255
+        assert len(records.meeting_external_key(m)) <= 255
         record = mapping.meeting_record(m, parse(VTT), {}, Related())
         assert record["Online_Meeting_Id__c"] == long_id[:255]
 

@@ -10,8 +10,7 @@ import pytest
 
 from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
 from workers.salesforce import matching
-from workers.salesforce.mapping import PersonMatch, Related
-from workers.salesforce.matching import Lookup, Opportunity, Person, Role
+from workers.salesforce.matching import Lookup, Opportunity, Person, PersonMatch, Related, Role
 
 OLD, NEW = "2026-01-01T00:00:00.000+0000", "2026-06-01T00:00:00.000+0000"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import shutil
@@ -13,8 +12,6 @@ from typing import Any
 
 import pytest
 import redis
-import requests
-from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import REGISTRY
@@ -22,14 +19,14 @@ from structlog.testing import capture_logs
 
 from core.exceptions import SchemaMissing, UpstreamPermanent, UpstreamTransient
 from core.settings import Settings
-from emulators.salesforce.app import Config, Emulator
+from emulators.salesforce.app import Config
 from emulators.salesforce.metadata import DEFAULT_DIR
 from emulators.salesforce.oauth import load_public_key
-from emulators.tls import server_context
 from tests.certs import self_signed
+from tests.emulators import salesforce_harness as harness
 from workers import context
 from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
-from workers.salesforce import mapping, matching, outcome, schema, stage
+from workers.salesforce import matching, outcome, records, schema, stage
 from workers.salesforce.client import Backoff, Credentials, SalesforceClient
 from workers.salesforce.stage import Connection
 from workers.vtt import SALESFORCE_TEXT_LIMIT
@@ -37,51 +34,18 @@ from workers.vtt import SALESFORCE_TEXT_LIMIT
 FAST = Backoff(attempts=3, first_delay=0.01, max_delay=0.02)
 
 
-class Server:
-    """One Salesforce emulator on a free port, served over HTTPS from a thread."""
+class Server(harness.Server):
+    """The Salesforce emulator of tests/emulators/salesforce_harness.py, with the product's
+    own client pointed at it (closed with the server)."""
 
     def __init__(self, config: Config, ca_dir: Path) -> None:
-        self.config, self.ca_dir = config, ca_dir
-        self.ready = threading.Event()
-        self.port = 0
+        super().__init__(config, ca_dir)
         self.clients: list[SalesforceClient] = []
-
-    def __enter__(self) -> Server:
-        self.thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
-        self.thread.start()
-        assert self.ready.wait(10)
-        return self
-
-    async def _main(self) -> None:
-        self.stop = asyncio.Event()
-        self.loop = asyncio.get_running_loop()
-        runner = web.AppRunner(Emulator(self.config).app(), access_log=None, shutdown_timeout=1)
-        await runner.setup()
-        ssl = server_context(self.ca_dir)
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl)
-        await site.start()
-        self.port = runner.addresses[0][1]
-        self.ready.set()
-        await self.stop.wait()
-        server = runner.server
-        transports = [c.transport for c in server.connections] if server else []
-        await runner.cleanup()
-        # A TLS client may never answer close_notify: abort rather than wait for it.
-        for transport in transports:
-            if transport is not None:
-                transport.abort()
-        for _ in range(5):  # let the transports' close callbacks run before the loop goes
-            await asyncio.sleep(0.02)
 
     def __exit__(self, *exc: object) -> None:
         for client in self.clients:
             client.close()
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(10)
-
-    @property
-    def base(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        super().__exit__(*exc)
 
     def client(self, credentials: Credentials | None = None) -> SalesforceClient:
         creds = credentials or Credentials("emulator-app", "emulator-secret")
@@ -95,19 +59,8 @@ class Server:
         client = self.client()
         return Connection(client, schema.check(client))
 
-    def http(self, method: str, path: str, **kw: Any) -> Any:
-        resp = requests.request(method, self.base + path, verify=self.ca_dir / "ca.pem", **kw)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
     def calls(self) -> int:
-        return int(self.http("GET", "/_emulator/stats")["api_calls"])
-
-    def dump(self) -> dict[str, list[dict[str, Any]]]:
-        return dict(self.http("GET", "/_emulator/dump"))
-
-    def faults(self, **changes: Any) -> None:
-        self.http("POST", "/_emulator/faults", json=changes)
+        return int(self.stats()["api_calls"])
 
 
 @pytest.fixture(scope="module")
@@ -470,7 +423,7 @@ class TestRollback:
     def test_bad_participant_rolls_back_the_meeting(self, ca_dir: Path, tmp_path: Path) -> None:
         config = Config(seed=SEED, metadata_dir=_role_picklist(tmp_path, ("attendee",)))
         m = meeting("m-bad")
-        alice = mapping.participant_key(m, BASE[0])  # the organizer: not in the picklist
+        alice = records.participant_key(m, BASE[0])  # the organizer: not in the picklist
         with Server(config, ca_dir) as srv:
             conn = srv.connection()
             with capture_logs() as logs, pytest.raises(UpstreamPermanent) as info:
@@ -515,12 +468,12 @@ class TestFaults:
     def test_session_expiry_mid_run(self, server: Server) -> None:
         conn = server.connection()
         stage.write(conn, meeting())
-        tokens = server.http("GET", "/_emulator/stats")["token_requests"]
+        tokens = server.stats()["token_requests"]
         server.faults(expire_sessions_now=True)
         start = server.calls()
         stage.write(conn, meeting())
         assert server.calls() - start == 2
-        assert server.http("GET", "/_emulator/stats")["token_requests"] == tokens + 1
+        assert server.stats()["token_requests"] == tokens + 1
 
     def test_request_limit_burst_then_pushed(self, server: Server) -> None:
         conn = server.connection()
@@ -557,7 +510,7 @@ class TestFaults:
         assert info.value.retry_after == 7.0
         after = REGISTRY.get_sample_value("ingest_salesforce_calls_total", {"outcome": "transient"})
         assert after == (before or 0) + 1
-        assert server.http("GET", "/_emulator/stats")["api_calls"] == 1  # the describe only
+        assert server.stats()["api_calls"] == 1  # the describe only
 
     def test_unreachable_is_transient(self, server: Server) -> None:
         client = SalesforceClient("https://127.0.0.1:9", Credentials("a", "b"), "62.0", retry=FAST)

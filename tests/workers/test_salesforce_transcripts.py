@@ -19,7 +19,7 @@ from tests.workers.test_salesforce_stage import (
 )
 from workers import context
 from workers.meeting import ResolvedTranscript
-from workers.salesforce import mapping, stage
+from workers.salesforce import records, stage
 from workers.vtt import SALESFORCE_TEXT_LIMIT
 
 __all__ = ["ca_dir", "server"]
@@ -46,7 +46,7 @@ class TestSeveralTranscripts:
         assert server.calls() - start == 2
         dump = server.dump()
         rows = {r["Transcript_Key__c"]: r for r in dump["Teams_Transcript__c"]}
-        keys = [mapping.transcript_key(m, t) for t in m.transcripts]
+        keys = [records.transcript_key(m, t) for t in m.transcripts]
         assert set(rows) == set(keys) and len(keys) == 3
         first, second, third = (rows[k] for k in keys)
         assert first["Text__c"] == "Alice Adams: Shall we start?\nCarol Diaz: Yes."
@@ -86,7 +86,7 @@ class TestSeveralTranscripts:
     def test_first_key_unchanged(self) -> None:
         """The first transcript keeps the key a meeting of one transcript always had."""
         m = several()
-        assert mapping.transcript_key(m, m.transcripts[0]) == mapping.external_key("m-three/t/t-a")
+        assert records.transcript_key(m, m.transcripts[0]) == records.external_key("m-three/t/t-a")
 
 
 class TestCallRecordFilledLater:

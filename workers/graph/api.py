@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from core import times
-from core.exceptions import NotFound, UpstreamPermanent
-from workers.graph.client import GraphClient, get_json
+from core.exceptions import UpstreamPermanent
+from workers.graph.client import GraphClient, absent, get_json
 
 MAX_PAGES = 50  # participants_v2 pages hold 130; 50 pages is far beyond any meeting
 ARTIFACTS = "OnlineMeetingArtifact.Read.All"  # attendance reports, delegated and app alike
@@ -109,12 +109,11 @@ class GraphApi:
             record["participants_v2"] = people
             return record
 
-        try:
-            return self.client.call(
+        return absent(
+            lambda: self.client.call(
                 f"reading callRecord {call_record_id}", get, "CallRecords.Read.All"
             )
-        except NotFound:
-            return None
+        )
 
     # online meetings ---------------------------------------------------------------------
     def meeting_by_join_url(self, organizer_id: str, join_web_url: str) -> dict[str, Any] | None:
@@ -125,10 +124,9 @@ class GraphApi:
             builder = sdk.users.by_user_id(organizer_id).online_meetings
             return await get_json(sdk, builder, _config(filter=f"JoinWebUrl eq '{escaped}'"))
 
-        try:
-            page = self._as(organizer_id, "finding the online meeting by joinWebUrl", get,
-                            "OnlineMeetings.Read")  # fmt: skip
-        except NotFound:
+        page = absent(lambda: self._as(organizer_id, "finding the online meeting by joinWebUrl",
+                                       get, "OnlineMeetings.Read"))  # fmt: skip
+        if page is None:
             return None
         meetings = page.get("value") or []
         return meetings[0] if meetings else None
@@ -138,10 +136,9 @@ class GraphApi:
             builder = sdk.users.by_user_id(organizer_id).online_meetings
             return await get_json(sdk, builder.by_online_meeting_id(meeting_id))
 
-        try:
-            return self._as(organizer_id, "reading the online meeting", get, "OnlineMeetings.Read")
-        except NotFound:
-            return None
+        return absent(
+            lambda: self._as(organizer_id, "reading the online meeting", get, "OnlineMeetings.Read")
+        )
 
     def attendance(
         self, organizer_id: str, meeting_id: str, start: datetime | None, end: datetime | None
@@ -160,11 +157,12 @@ class GraphApi:
         async def listing(sdk: Any) -> dict[str, Any]:
             return await get_json(sdk, meeting_builder(sdk).attendance_reports)
 
-        try:
-            listed = self._as(organizer_id, "listing attendance reports", listing, ARTIFACTS)
-            reports = listed.get("value") or []
-        except NotFound:
+        listed = absent(
+            lambda: self._as(organizer_id, "listing attendance reports", listing, ARTIFACTS)
+        )
+        if listed is None:
             return None
+        reports = listed.get("value") or []
         chosen = _pick_report(reports, start, end)
         if chosen is None:
             return None
@@ -180,10 +178,9 @@ class GraphApi:
             report["attendanceRecords"] = records
             return report
 
-        try:
-            return self._as(organizer_id, "reading the attendance report", one, ARTIFACTS)
-        except NotFound:
-            return None
+        return absent(
+            lambda: self._as(organizer_id, "reading the attendance report", one, ARTIFACTS)
+        )
 
     # transcripts -------------------------------------------------------------------------
     def transcripts(self, organizer_id: str, meeting_id: str) -> list[dict[str, Any]]:
@@ -196,11 +193,8 @@ class GraphApi:
             )
             return await _rest(sdk, builder.transcripts, await get_json(sdk, builder.transcripts))
 
-        try:
-            listed = self._as(organizer_id, "listing transcripts", get, TRANSCRIPTS)
-        except NotFound:
-            return []
-        return [t for t in listed if isinstance(t, dict)]
+        listed = absent(lambda: self._as(organizer_id, "listing transcripts", get, TRANSCRIPTS))
+        return [t for t in listed or [] if isinstance(t, dict)]
 
     def transcript_content(
         self, organizer_id: str, meeting_id: str, transcript_id: str
@@ -217,10 +211,9 @@ class GraphApi:
             data: bytes | None = await content.get(request_configuration=config)
             return data
 
-        try:
-            data = self._as(organizer_id, "downloading the transcript", get, TRANSCRIPTS)
-        except NotFound:
-            return None
+        data = absent(
+            lambda: self._as(organizer_id, "downloading the transcript", get, TRANSCRIPTS)
+        )
         if data is None:
             return None
         return data.decode("utf-8-sig", errors="replace")
@@ -243,9 +236,10 @@ class GraphApi:
             )
             return await get_json(sdk, sdk.users.by_user_id(organizer_id).drive.with_url(url))
 
-        try:
-            page = client.call("listing the OneDrive Recordings folder", get, FILES, organizer_id)
-        except NotFound:
+        page = absent(
+            lambda: client.call("listing the OneDrive Recordings folder", get, FILES, organizer_id)
+        )
+        if page is None:  # no Recordings folder: nothing was ever recorded
             return []
         return [item for item in page.get("value") or [] if isinstance(item, dict)]
 
@@ -255,10 +249,7 @@ class GraphApi:
             config = _config(select=["id", "userPrincipalName", "displayName", "mail"])
             return await get_json(sdk, sdk.users.by_user_id(upn_or_id), config)
 
-        try:
-            return self.client.call(f"reading user {upn_or_id}", get, "User.Read.All")
-        except NotFound:
-            return None
+        return absent(lambda: self.client.call(f"reading user {upn_or_id}", get, "User.Read.All"))
 
     def verified_domains(self) -> list[str]:
         """The tenant's verified domains (`GET /organization`)."""

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
 
-from core.exceptions import Unauthorized, UpstreamError
+from core.exceptions import NotFound, Unauthorized, UpstreamError
 from core.settings import Settings
 from workers.graph.errors import translate
+from workers.usage import GRAPH, CallCounter
 
 T = TypeVar("T")
 SCOPES = ["https://graph.microsoft.com/.default"]
@@ -54,11 +55,28 @@ def _credential(settings: Settings) -> Any:
     )
 
 
+class CountingTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that counts every answered request (workers/usage.py)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, counter: CallCounter) -> None:
+        self.inner = inner
+        self.counter = counter
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        self.counter.hit()
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class GraphClient:
     """One msgraph GraphServiceClient on one event loop; `call` runs a request on it.
 
     Without `credential` it signs in as the app; `with_credential` builds a client for other
-    tokens (a connected user's) on the same loop, closed with this one.
+    tokens (a connected user's) on the same loop, closed with this one. Every request it
+    sends (retries included) is counted for the ops page (workers/usage.py).
     """
 
     def __init__(
@@ -66,8 +84,11 @@ class GraphClient:
         settings: Settings,
         credential: Any = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        counter: CallCounter | None = None,
     ) -> None:
         self.settings = settings
+        self._owns_counter = counter is None
+        self.counter = counter or CallCounter.for_settings(settings, GRAPH)
         self.timeout = httpx.Timeout(settings.graph_timeout_seconds, connect=10.0)
         self._owns_loop = loop is None
         self.loop = loop or asyncio.new_event_loop()
@@ -82,12 +103,16 @@ class GraphClient:
         except BaseException:  # a bad setting must not leak the loop
             if self._owns_loop:
                 self.loop.close()
+            if self._owns_counter:
+                self.counter.close()
             raise
 
     def with_credential(self, credential: Any) -> GraphClient:
         """A client on this one's loop whose requests carry `credential`'s tokens; it owns the
         credential and is closed when this client is."""
-        child = GraphClient(self.settings, credential=credential, loop=self.loop)
+        child = GraphClient(
+            self.settings, credential=credential, loop=self.loop, counter=self.counter
+        )
         self._children.append(child)
         return child
 
@@ -106,7 +131,10 @@ class GraphClient:
         verify: ssl.SSLContext | bool = True
         if self.settings.ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(self.settings.ca_bundle))
-        self._http = httpx.AsyncClient(verify=verify, timeout=self.timeout)
+        # Counted at the innermost transport: the SDK's retry handler sits above it, and
+        # Graph counts each retry against the app's throttling limits as well.
+        transport = CountingTransport(httpx.AsyncHTTPTransport(verify=verify), self.counter)
+        self._http = httpx.AsyncClient(timeout=self.timeout, transport=transport)
         # msgraph_core wraps the transport in one without aclose(): keep the real pool to close.
         self._pool = self._http._transport
         options = dict(sdk_options)
@@ -129,6 +157,38 @@ class GraphClient:
             if mapped is None:
                 raise
             raise mapped from None
+
+    def request(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        permission: str | None = None,
+        user_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One Graph request by path (under GRAPH_BASE_URL) or by a full `@odata.nextLink`,
+        in and out as Graph's JSON: every Graph read and write of the product that no
+        request builder of GraphApi covers goes through here."""
+        url = path if path.startswith("https://") or path.startswith("http://") else (
+            self.settings.graph_base_url + path
+        )  # fmt: skip
+
+        async def send(sdk: Any) -> dict[str, Any]:
+            return await send_json(sdk, method, url, body, headers)
+
+        return self.call(what, send, permission, user_id)
+
+    def pages(
+        self, what: str, path: str, permission: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Each page of a collection, following `@odata.nextLink` (one request a page)."""
+        link: str | None = path
+        while link:
+            page = self.request(what, "GET", link, permission=permission)
+            yield page
+            link = page.get("@odata.nextLink")
 
     def call(
         self,
@@ -191,24 +251,14 @@ class GraphClient:
             _close(self._given_credential)
         if self._owns_loop:
             self.loop.close()
+        if self._owns_counter:
+            self.counter.close()
 
 
 def _close(credential: Any) -> None:
     closer = getattr(credential, "close", None)
     if callable(closer):
         closer()
-
-
-def as_json(model: Any) -> dict[str, Any]:
-    """An SDK model as Graph's JSON (unknown fields such as `tenantId` kept)."""
-    from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
-
-    if model is None:
-        return {}
-    writer = JsonSerializationWriter()
-    writer.write_object_value(None, model)
-    doc = json.loads(writer.get_serialized_content())
-    return doc if isinstance(doc, dict) else {}
 
 
 async def get_json(sdk: Any, builder: Any, config: Any = None) -> dict[str, Any]:
@@ -227,6 +277,40 @@ async def get_json(sdk: Any, builder: Any, config: Any = None) -> dict[str, Any]
     raw = await sdk.request_adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
     doc = json.loads(raw) if raw else {}
     return doc if isinstance(doc, dict) else {}
+
+
+async def send_json(
+    sdk: Any, method: str, url: str, body: dict[str, Any] | None = None, headers: Any = None
+) -> dict[str, Any]:
+    """`method` on the absolute `url` with a JSON `body`, answered as Graph's JSON ({} for
+    204): the SDK's auth, middleware (retries honouring Retry-After) and error mapping, no
+    model either way."""
+    from kiota_abstractions.method import Method
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+    info = sdk.users.with_url(url).to_get_request_information()
+    info.http_method = Method[method]
+    for name, value in (headers or {}).items():
+        info.headers.try_add(name, value)
+    if body is not None:
+        info.set_stream_content(json.dumps(body).encode(), "application/json")
+    sdk.request_adapter.set_base_url_for_request_information(info)
+    info.url = info.url
+    errors = {"XXX": ODataError}
+    if method == "DELETE":
+        await sdk.request_adapter.send_no_response_content_async(info, errors)
+        return {}
+    raw = await sdk.request_adapter.send_primitive_async(info, "bytes", errors)
+    doc = json.loads(raw) if raw else {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def absent(call: Callable[[], T]) -> T | None:
+    """`call()`, or None when Graph answers 404: where absence is an answer, not a failure."""
+    try:
+        return call()
+    except NotFound:
+        return None
 
 
 def graph(context: Any) -> GraphClient:

@@ -13,9 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 from core import times
-from core.exceptions import NotFound
 from workers.graph.api import ARTIFACTS, TRANSCRIPTS, GraphApi
-from workers.graph.client import GraphClient, get_json
+from workers.graph.client import GraphClient, absent
 
 CALL_RECORDS = "CallRecords.Read.All"
 USERS = "User.Read.All"
@@ -33,17 +32,10 @@ def _get(
     user_id: str | None = None,
     page_size: int | None = None,
 ) -> dict[str, Any]:
-    url = client.settings.graph_base_url + path
-
-    async def get(sdk: Any) -> dict[str, Any]:
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-
-        config: Any = RequestConfiguration()
-        if page_size is not None:  # list callRecords takes no $top, only this header
-            config.headers.add("Prefer", f"odata.maxpagesize={page_size}")
-        return await get_json(sdk, sdk.users.with_url(url), config)
-
-    return client.call(what, get, permission, user_id)
+    # list callRecords takes no $top, only this header
+    headers = {"Prefer": f"odata.maxpagesize={page_size}"} if page_size is not None else None
+    return client.request(what, "GET", path, permission=permission, user_id=user_id,
+                          headers=headers)  # fmt: skip
 
 
 def call_records(client: GraphClient) -> int:
@@ -80,11 +72,8 @@ def attendance(client: GraphClient, user_id: str) -> int:
     """The attendance reports of a meeting id that does not exist: 404 once authorized."""
     meeting = base64.b64encode(f"1*{user_id}*0**19:meeting_ingestdoctor@thread.v2".encode())
     path = f"/users/{user_id}/onlineMeetings/{meeting.decode()}/attendanceReports"
-    try:
-        page = _get(client, "listing attendance reports", path, ARTIFACTS, user_id)
-    except NotFound:
-        return 0
-    return len(page.get("value") or [])
+    page = absent(lambda: _get(client, "listing attendance reports", path, ARTIFACTS, user_id))
+    return 0 if page is None else len(page.get("value") or [])
 
 
 def transcripts(client: GraphClient, user_id: str) -> int:

@@ -26,6 +26,7 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSessi
 
 from core.exceptions import UpstreamPermanent, UpstreamTransient
 from core.settings import Settings
+from workers.usage import SALESFORCE, CallCounter
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TRANSIENT_CODES = frozenset(
@@ -101,6 +102,7 @@ class SalesforceClient:
         timeout: tuple[float, float] = (5.0, 60.0),
         retry: Backoff = Backoff(),
         sleep: Callable[[float], None] = time.sleep,
+        counter: CallCounter | None = None,
     ) -> None:
         self.instance_url = instance_url.rstrip("/")
         self.credentials = credentials
@@ -112,6 +114,9 @@ class SalesforceClient:
             self.http.verify = str(ca_bundle)
         self.http.hooks["response"].append(_record_usage)
         self.http.hooks["response"].append(self._note_retry_after)
+        self.counter = counter
+        if counter is not None:
+            self.http.hooks["response"].append(self._count)
         self.retry_after: float | None = None  # the last throttled answer's Retry-After
         self._sf: Salesforce | None = None
         self.calls = 0  # API calls answered (any status), for tests and logs
@@ -128,11 +133,22 @@ class SalesforceClient:
             private_key_path=settings.sf_private_key_path if jwt_bearer else None,
         )
         return cls(
-            settings.sf_instance_url, credentials, settings.sf_api_version, settings.ca_bundle
+            settings.sf_instance_url,
+            credentials,
+            settings.sf_api_version,
+            settings.ca_bundle,
+            counter=CallCounter.for_settings(settings, SALESFORCE),
         )
 
     def close(self) -> None:
         self.http.close()
+        if self.counter is not None:
+            self.counter.close()
+
+    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        # API requests only (what the org's daily allowance counts), not token requests.
+        if self.counter is not None and "/services/data/" in (response.request.url or ""):
+            self.counter.hit()
 
     def _note_retry_after(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.retry_after = None

@@ -3,75 +3,28 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from workers import insights
-from workers.meeting import ResolvedMeeting, ResolvedParticipant, ResolvedTranscript
+from workers.meeting import ResolvedMeeting, ResolvedTranscript
+from workers.salesforce.matching import PersonMatch, Related
+from workers.salesforce.records import (
+    KEY_LIMIT,
+    MEETING_KEY,
+    PARTICIPANT,
+    PARTICIPANT_KEY,
+    meeting_external_key,
+    participant_key,
+    transcript_key,
+)
 from workers.vtt import Transcript
 
-MEETING = "Teams_Meeting__c"
-PARTICIPANT = "Teams_Meeting_Participant__c"
-TRANSCRIPT = "Teams_Transcript__c"
-FILE = "ContentVersion"
-MENTION = "Teams_Meeting_Mention__c"
-MENTION_KEY = "Mention_Key__c"
-MEETING_KEY = "Meeting_Key__c"
-PARTICIPANT_KEY = "Participant_Key__c"
-TRANSCRIPT_KEY = "Transcript_Key__c"
-
-KEY_LIMIT = 255  # Text(255) External ID fields
 NAME_LIMIT = 80  # a custom object's text Name
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9._:=-]+")  # kept as is: safe in a URL path segment
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 EMAIL_LIMIT = 80  # Salesforce Email fields
 URL_LIMIT = 4096  # Recording_Url__c
-
-
-@dataclass(frozen=True)
-class PersonMatch:
-    """The Salesforce person an e-mail address matched: at most one of the three ids."""
-
-    contact_id: str | None = None
-    lead_id: str | None = None
-    user_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Related:
-    """The meeting's related Account and open Opportunity, and the ECI rule that found them."""
-
-    account_id: str | None = None
-    opportunity_id: str | None = None
-    rule: str | None = None
-
-
-def external_key(raw: str) -> str:
-    """`raw` when short and URL-safe, else a stable digest of it (Graph ids can be long)."""
-    if len(raw) <= KEY_LIMIT and _PLAIN_KEY.fullmatch(raw):
-        return raw
-    return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
-
-
-def meeting_key(meeting: ResolvedMeeting) -> str:
-    return external_key(meeting.meeting_key)
-
-
-def participant_key(meeting: ResolvedMeeting, person: ResolvedParticipant) -> str:
-    return external_key(f"{meeting.meeting_key}/p/{person.key}")
-
-
-def transcript_key(meeting: ResolvedMeeting, transcript: ResolvedTranscript) -> str:
-    """One Teams_Transcript__c per Graph transcript of the meeting."""
-    return external_key(f"{meeting.meeting_key}/t/{transcript.id}")
-
-
-def transcript_ref(index: int) -> str:
-    """The composite referenceId of the meeting's `index`-th transcript (its file: "file…")."""
-    return "transcript" if index == 0 else f"transcript{index + 1}"
 
 
 def combined(transcripts: Sequence[Transcript]) -> Transcript:
@@ -202,7 +155,7 @@ def participant_records(
             "Lead__c": match.lead_id,
             "User__c": match.user_id,
             "Talk_Time_Seconds__c": round(talk.get(person.key, 0.0)),
-            "Meeting__r": {MEETING_KEY: meeting_key(meeting)},
+            "Meeting__r": {MEETING_KEY: meeting_external_key(meeting)},
         }
         rows.append(row)
     return rows
@@ -222,7 +175,7 @@ def transcript_record(
         "Language__c": (transcript.language or "")[:20] or None,
         "Is_Truncated__c": truncated,
         "Cue_Count__c": transcript.cue_count,
-        "Meeting__r": {MEETING_KEY: meeting_key(meeting)},
+        "Meeting__r": {MEETING_KEY: meeting_external_key(meeting)},
     }
     return record, truncated
 

@@ -29,12 +29,29 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from workers.meeting import ResolvedMeeting
-from workers.salesforce import mapping
-from workers.salesforce.mapping import PersonMatch, Related
+from workers.salesforce import records
 
 _DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 STALE_DAYS = 730  # ECI ignores opportunities not modified in two years
 ROW_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class PersonMatch:
+    """The Salesforce person an e-mail address matched: at most one of the three ids."""
+
+    contact_id: str | None = None
+    lead_id: str | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Related:
+    """The meeting's related Account and open Opportunity, and the ECI rule that found them."""
+
+    account_id: str | None = None
+    opportunity_id: str | None = None
+    rule: str | None = None
 
 
 def soql_quote(value: str) -> str:
@@ -87,10 +104,10 @@ def lookup_requests(meeting: ResolvedMeeting, version: str) -> list[dict[str, An
     subs: list[dict[str, Any]] = [
         {
             "method": "GET",
-            "url": f"{base}/sobjects/{mapping.TRANSCRIPT}/{mapping.TRANSCRIPT_KEY}/"
-            f"{quote(mapping.transcript_key(meeting, transcript), safe='')}"
+            "url": f"{base}/sobjects/{records.TRANSCRIPT}/{records.TRANSCRIPT_KEY}/"
+            f"{quote(records.transcript_key(meeting, transcript), safe='')}"
             "?fields=Id,Is_Truncated__c",
-            "referenceId": mapping.transcript_ref(index),
+            "referenceId": records.transcript_ref(index),
         }
         for index, transcript in enumerate(meeting.transcripts)
     ]
@@ -241,7 +258,7 @@ def parse_lookup(results: dict[str, tuple[int, Any]]) -> Lookup:
 
 
 def _transcript_index(ref: str) -> int | None:
-    """The transcript index `mapping.transcript_ref` gave this referenceId, if it is one."""
+    """The transcript index `records.transcript_ref` gave this referenceId, if it is one."""
     if ref == "transcript":
         return 0
     rest = ref.removeprefix("transcript")

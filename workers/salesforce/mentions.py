@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workers.meeting import ResolvedMeeting
-from workers.salesforce import mapping
+from workers.salesforce import mapping, records
 from workers.trackers import MAX_WRITTEN, Mention
 
 UPSERT_REF = "mentions"
@@ -23,10 +23,10 @@ OFFSET_DIGITS = 9  # Offset_Seconds__c: Number(10, 1)
 
 
 def key(meeting: ResolvedMeeting, mention: Mention) -> str:
-    return mapping.external_key(f"{meeting.meeting_key}/k/{mention.tracker}/{mention.where}")
+    return records.external_key(f"{meeting.meeting_key}/k/{mention.tracker}/{mention.where}")
 
 
-def records(meeting: ResolvedMeeting, found: Sequence[Mention]) -> list[dict[str, object]]:
+def rows(meeting: ResolvedMeeting, found: Sequence[Mention]) -> list[dict[str, object]]:
     """Teams_Meeting_Mention__c rows of the first 200 mentions, in spoken order."""
     rows: list[dict[str, object]] = []
     seen: set[str] = set()
@@ -38,8 +38,8 @@ def records(meeting: ResolvedMeeting, found: Sequence[Mention]) -> list[dict[str
         offset = round(mention.offset_s, 1)
         rows.append(
             {
-                "attributes": {"type": mapping.MENTION},
-                mapping.MENTION_KEY: mkey,
+                "attributes": {"type": records.MENTION},
+                records.MENTION_KEY: mkey,
                 "Name": f"{mention.tracker}: {mention.phrase}"[: mapping.NAME_LIMIT],
                 "Tracker__c": mention.tracker[:80],
                 "Phrase__c": mention.phrase[:255],
@@ -47,7 +47,7 @@ def records(meeting: ResolvedMeeting, found: Sequence[Mention]) -> list[dict[str
                 "Is_External_Speaker__c": mention.is_external,
                 "Offset_Seconds__c": offset if abs(offset) < 10**OFFSET_DIGITS else None,
                 "Snippet__c": mention.snippet[:255],
-                "Meeting__r": {mapping.MEETING_KEY: mapping.meeting_key(meeting)},
+                "Meeting__r": {records.MEETING_KEY: records.meeting_external_key(meeting)},
             }
         )
         if len(rows) == MAX_WRITTEN:
@@ -67,12 +67,12 @@ def subrequests(
         subs.append(
             {
                 "method": "PATCH",
-                "url": f"{base}/{mapping.MENTION}/{mapping.MENTION_KEY}",
+                "url": f"{base}/{records.MENTION}/{records.MENTION_KEY}",
                 "referenceId": UPSERT_REF,
                 "body": {"allOrNone": True, "records": rows},
             }
         )
-    keep = {str(r[mapping.MENTION_KEY]) for r in rows}
+    keep = {str(r[records.MENTION_KEY]) for r in rows}
     gone = sorted(rid for mkey, rid in written.items() if mkey not in keep)[:MAX_WRITTEN]
     if gone and len(subs) < room:
         # Not all-or-none: a mention someone already deleted is gone as wanted.
@@ -100,5 +100,5 @@ def written_now(
     if isinstance(answer, list):
         for row, item in zip(rows, answer, strict=False):
             if isinstance(item, dict) and item.get("id"):
-                now[str(row[mapping.MENTION_KEY])] = str(item["id"])
+                now[str(row[records.MENTION_KEY])] = str(item["id"])
     return now

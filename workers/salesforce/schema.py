@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.exceptions import SchemaMissing, UpstreamPermanent
-from workers.salesforce import mapping
+from workers.salesforce import records
 from workers.salesforce.client import SalesforceClient, error_code
 
 # Per object: fields written on insert and on update ("create" only: external keys, which
 # an upsert names in its URL, and ContentVersion's file fields, which Salesforce never lets
 # one update). The master-detail parents are reparentable, so every upsert may name them.
 REQUIRED: dict[str, dict[str, str]] = {
-    mapping.MEETING: {
-        mapping.MEETING_KEY: "create",
+    records.MEETING: {
+        records.MEETING_KEY: "create",
         "Name": "upsert",
         "Online_Meeting_Id__c": "upsert",
         "Call_Record_Id__c": "upsert",
@@ -27,8 +27,8 @@ REQUIRED: dict[str, dict[str, str]] = {
         "Related_Account__c": "upsert",
         "Related_Opportunity__c": "upsert",
     },
-    mapping.PARTICIPANT: {
-        mapping.PARTICIPANT_KEY: "create",
+    records.PARTICIPANT: {
+        records.PARTICIPANT_KEY: "create",
         "Meeting__c": "upsert",
         "Name": "upsert",
         "Email__c": "upsert",
@@ -39,8 +39,8 @@ REQUIRED: dict[str, dict[str, str]] = {
         "User__c": "upsert",
         "Talk_Time_Seconds__c": "upsert",
     },
-    mapping.TRANSCRIPT: {
-        mapping.TRANSCRIPT_KEY: "create",
+    records.TRANSCRIPT: {
+        records.TRANSCRIPT_KEY: "create",
         "Meeting__c": "upsert",
         "Name": "upsert",
         "Text__c": "upsert",
@@ -48,7 +48,7 @@ REQUIRED: dict[str, dict[str, str]] = {
         "Is_Truncated__c": "upsert",
         "Cue_Count__c": "upsert",
     },
-    mapping.FILE: {
+    records.FILE: {
         "Title": "create",
         "PathOnClient": "create",
         "VersionData": "create",
@@ -69,7 +69,7 @@ READ: dict[str, tuple[str, ...]] = {
 # The insights (DESIGN §6): written when the org has them, left out otherwise, so that an
 # org deployed before a field was added keeps working until it deploys again.
 OPTIONAL: dict[str, tuple[str, ...]] = {
-    mapping.MEETING: (
+    records.MEETING: (
         "Internal_Talk_Ratio__c",
         "Question_Count__c",
         "Speaker_Count__c",
@@ -81,11 +81,11 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
         "Mention_Count__c",
     ),
 }
-# Objects written when the org has them, whole (every field writable, queryable, deletable):
-# an org deployed before trackers existed gets no mentions, and the rest as before.
+# Objects written when the org has them, whole (creatable and deletable, every field
+# creatable): an org deployed before trackers existed gets no mentions, the rest as before.
 OPTIONAL_OBJECTS: dict[str, tuple[str, ...]] = {
-    mapping.MENTION: (
-        mapping.MENTION_KEY,
+    records.MENTION: (
+        records.MENTION_KEY,
         "Meeting__c",
         "Name",
         "Tracker__c",

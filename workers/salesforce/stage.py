@@ -24,7 +24,7 @@ from core.exceptions import BadInput, UpstreamPermanent
 from workers import context, insights, policy_config, trackers, vtt
 from workers.ledger import Ledger
 from workers.meeting import ResolvedMeeting
-from workers.salesforce import mapping, matching, mentions, outcome, schema
+from workers.salesforce import mapping, matching, mentions, outcome, records, schema
 from workers.salesforce.client import SalesforceClient
 
 COLLECTION_SIZE = 200  # sObject Collections' limit per request
@@ -110,7 +110,7 @@ def write_all(
                 "compositeRequest": matching.lookup_requests(meeting, client.api_version),
             },
         ),
-        allowed={mapping.transcript_ref(i): (404,) for i in range(len(parsed))},
+        allowed={records.transcript_ref(i): (404,) for i in range(len(parsed))},
         meeting_key=meeting.meeting_key,
     )
     for ref, (_, body) in looked_up.items():
@@ -125,8 +125,8 @@ def write_all(
                                    len(found_mentions))  # fmt: skip
     rows: list[dict[str, object]] = []
     deleted: list[str] = []
-    if mapping.MENTION in conn.schema.objects:
-        rows = mentions.records(meeting, found_mentions)
+    if records.MENTION in conn.schema.objects:
+        rows = mentions.rows(meeting, found_mentions)
         heavy = sum("/composite/sobjects" in str(sub["url"]) for sub in subs)
         room = min(MAX_COLLECTIONS - heavy, MAX_SUBREQUESTS - len(subs))
         more, deleted = mentions.subrequests(client.api_version, rows, mentions_written, room)
@@ -152,7 +152,7 @@ def write_all(
     )
     ids = {"meeting": _id(results["meeting"])}
     for i in range(len(parsed)):
-        ids[mapping.transcript_ref(i)] = _id(results[mapping.transcript_ref(i)])
+        ids[records.transcript_ref(i)] = _id(results[records.transcript_ref(i)])
     for ref in attach:
         ids[ref] = _id(results[ref])
     if related.account_id:
@@ -180,14 +180,14 @@ def _write_requests(
     meeting: ResolvedMeeting,
     parsed: list[vtt.Transcript],
     talk: dict[str, float],
-    related: mapping.Related,
-    people: dict[str, mapping.PersonMatch],
+    related: matching.Related,
+    people: dict[str, matching.PersonMatch],
     found: matching.Lookup,
     mention_count: int = 0,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The write round's subrequests, and the referenceIds of the files it attaches."""
     base = f"/services/data/v{conn.client.api_version}/sobjects"
-    mkey = quote(mapping.meeting_key(meeting), safe="")
+    mkey = quote(records.meeting_external_key(meeting), safe="")
     meeting_fields = mapping.meeting_record(
         meeting, mapping.combined(parsed), talk, related, insights.compute(meeting, parsed)
     )
@@ -195,20 +195,20 @@ def _write_requests(
     subs: list[dict[str, Any]] = [
         {
             "method": "PATCH",
-            "url": f"{base}/{mapping.MEETING}/{mapping.MEETING_KEY}/{mkey}",
+            "url": f"{base}/{records.MEETING}/{records.MEETING_KEY}/{mkey}",
             "referenceId": "meeting",
-            "body": conn.schema.keep(mapping.MEETING, meeting_fields),
+            "body": conn.schema.keep(records.MEETING, meeting_fields),
         },
     ]
     attach = []
     for index, (resolved, transcript) in enumerate(zip(meeting.transcripts, parsed, strict=True)):
-        ref = mapping.transcript_ref(index)
-        tkey = quote(mapping.transcript_key(meeting, resolved), safe="")
+        ref = records.transcript_ref(index)
+        tkey = quote(records.transcript_key(meeting, resolved), safe="")
         text_fields, truncated = mapping.transcript_record(meeting, transcript, index)
         subs.append(
             {
                 "method": "PATCH",
-                "url": f"{base}/{mapping.TRANSCRIPT}/{mapping.TRANSCRIPT_KEY}/{tkey}",
+                "url": f"{base}/{records.TRANSCRIPT}/{records.TRANSCRIPT_KEY}/{tkey}",
                 "referenceId": ref,
                 "body": text_fields,
             }
@@ -221,7 +221,7 @@ def _write_requests(
             subs.append(
                 {
                     "method": "POST",
-                    "url": f"{base}/{mapping.FILE}",
+                    "url": f"{base}/{records.FILE}",
                     "referenceId": file_ref,
                     "body": mapping.transcript_file(meeting, resolved, "@{meeting.id}"),
                 }
@@ -232,7 +232,7 @@ def _write_requests(
             {
                 "method": "PATCH",
                 "url": f"/services/data/v{conn.client.api_version}/composite/sobjects/"
-                f"{mapping.PARTICIPANT}/{mapping.PARTICIPANT_KEY}",
+                f"{records.PARTICIPANT}/{records.PARTICIPANT_KEY}",
                 "referenceId": f"participants{n}",
                 "body": {"allOrNone": True, "records": rows[start : start + COLLECTION_SIZE]},
             }
@@ -279,10 +279,10 @@ def set_call_record(meeting_key: str, call_record_id: str) -> None:
     """Fill in `Call_Record_Id__c` of a meeting written before its callRecord existed (the
     transcript came first): one upsert of the meeting row by its external id, nothing else."""
     conn = context.current().resource("salesforce", connect)
-    key = quote(mapping.external_key(meeting_key), safe="")
+    key = quote(records.external_key(meeting_key), safe="")
     conn.client.restful(
-        f"sobjects/{mapping.MEETING}/{mapping.MEETING_KEY}/{key}",
+        f"sobjects/{records.MEETING}/{records.MEETING_KEY}/{key}",
         "PATCH",
-        {"Call_Record_Id__c": call_record_id[: mapping.KEY_LIMIT]},
+        {"Call_Record_Id__c": call_record_id[: records.KEY_LIMIT]},
     )
     log.info("salesforce_call_record_filled", meeting_key=meeting_key)
