@@ -20,7 +20,8 @@ _PUBLIC = (
     "meeting_key", "online_meeting_id", "call_record_id", "call_record_version", "subject",
     "start", "end", "organizer_id", "organizer_email", "join_web_url", "transcript_ids",
     "decision", "reason", "explanation", "stage", "outcome", "outcome_reason", "attempts",
-    "last_error", "last_error_at", "created_at", "decided_at", "outcome_at", "updated_at",
+    "last_error", "last_error_at", "recording_url", "created_at", "decided_at", "outcome_at",
+    "updated_at",
 )  # fmt: skip
 
 
@@ -81,6 +82,8 @@ def render(doc: dict[str, Any]) -> str:
     if doc.get("salesforce_ids"):
         ids = ", ".join(f"{k} {v}" for k, v in doc["salesforce_ids"].items())
         lines.append(f"  Salesforce: {ids}")
+    if doc.get("recording_url"):
+        lines.append(f"  Recording (left on Teams): {doc['recording_url']}")
     if doc.get("attempts"):
         lines.append(f"  Transcript checks: {doc['attempts']}")
     if doc.get("last_error"):

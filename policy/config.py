@@ -55,6 +55,37 @@ def _entries(key: str, values: object, parse: Callable[[str, object], str]) -> t
     return tuple(out)
 
 
+TRACKER_NAME_LIMIT = 80  # Teams_Meeting_Mention__c.Tracker__c
+PHRASE_LIMIT = 255  # Teams_Meeting_Mention__c.Phrase__c
+
+
+def _trackers(value: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`[trackers]` as ((name, phrases), ...): names and phrases non-empty and short enough for
+    their Salesforce fields, phrases without duplicates (ignoring case)."""
+    items = value.items() if isinstance(value, Mapping) else value
+    if isinstance(items, str) or not isinstance(items, Iterable):
+        raise PolicyConfigError("trackers", "expected a table of name = [words or phrases]")
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for entry in items:
+        if not (isinstance(entry, tuple) and len(entry) == 2):
+            raise PolicyConfigError("trackers", "expected a table of name = [words or phrases]")
+        name, phrases = entry
+        key = f"trackers.{name}"
+        if not isinstance(name, str) or not name.strip() or len(name) > TRACKER_NAME_LIMIT:
+            raise PolicyConfigError(key, f"a name of 1 to {TRACKER_NAME_LIMIT} characters")
+        if isinstance(phrases, str) or not isinstance(phrases, Iterable):
+            raise PolicyConfigError(key, "expected a list of words or phrases")
+        kept: dict[str, str] = {}
+        for i, phrase in enumerate(phrases):
+            if not isinstance(phrase, str) or not phrase.split():
+                raise PolicyConfigError(f"{key}[{i}]", "expected a non-empty word or phrase")
+            if len(phrase) > PHRASE_LIMIT:
+                raise PolicyConfigError(f"{key}[{i}]", f"longer than {PHRASE_LIMIT} characters")
+            kept.setdefault(" ".join(phrase.split()).casefold(), " ".join(phrase.split()))
+        out.append((name.strip(), tuple(kept.values())))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class PolicySettings:
     """The policy's settings, held in canonical form (domains as lower-case ASCII).
@@ -67,6 +98,9 @@ class PolicySettings:
     excluded: tuple[str, ...] = ()
     min_duration_seconds: int = DEFAULT_MIN_DURATION_SECONDS
     count_unidentified_as_external: bool = False
+    # `[trackers]`: name -> words or phrases whose mentions are written to Salesforce (§6);
+    # held as ((name, (phrase, ...)), ...) in the file's order.
+    trackers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         # Normalising here means settings built directly (tests, the demo) obey the same rules.
@@ -74,6 +108,7 @@ class PolicySettings:
         excluded = _entries("excluded", self.excluded, _excluded_entry)
         object.__setattr__(self, "internal_domains", internal)
         object.__setattr__(self, "excluded", excluded)
+        object.__setattr__(self, "trackers", _trackers(self.trackers))
         minimum = self.min_duration_seconds
         if isinstance(minimum, bool) or not isinstance(minimum, int):
             raise PolicyConfigError("min_duration_seconds", "expected an integer")
@@ -98,8 +133,11 @@ def parse_toml(text: str) -> PolicySettings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyConfigError("POLICY_FILE", f"not valid TOML: {exc}") from exc
+    trackers = data.pop("trackers", None)
     if set(data) == {"policy"} and isinstance(data["policy"], dict):
         data = data["policy"]
+    if trackers is not None:
+        data = {**data, "trackers": trackers}
     return PolicySettings.from_mapping(data)
 
 

@@ -8,8 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 from core import keys
-from workers import handoff, retries, transcripts
+from core.exceptions import UpstreamPermanent
+from workers import handoff, recording, retries, transcripts, users
 from workers.meeting import ResolvedMeeting, ResolvedTranscript
+from workers.state import MeetingState
 from workers.steps import Steps
 
 
@@ -103,6 +105,7 @@ class Readiness(Steps):
             reason=state.reason,
             participants=state.participants,
             transcripts=texts,
+            recording_url=self._recording_link(key, state),
         )
         handoff.save(self.conn, meeting)
         # Queue first, mark second: a crash in between re-queues the same job id, harmlessly.
@@ -111,3 +114,42 @@ class Readiness(Steps):
         self.ledger.clear(key, "next_check_at")
         self.ledger.event(key, "ready: handed to the Salesforce stage", job_id=job_id)
         return self._summary(key, "ready")
+
+    def _recording_link(self, key: str, state: MeetingState) -> str | None:
+        """The `webUrl` of the meeting's recording in a connected organizer's OneDrive, looked
+        up once per meeting (one request, none for an admin-added organizer); never fatal."""
+        if state.recording_checked:
+            return state.recording_url
+        url: str | None = None
+        organizer_id = state.organizer_id or ""
+        try:
+            files = self.api.recording_files(organizer_id) if organizer_id else None
+        except UpstreamPermanent as exc:  # e.g. a consent given before Files.Read was asked
+            files = None
+            self.ledger.event(key, "no recording link: the OneDrive listing failed", error=str(exc))
+        else:
+            if files is None:
+                user = users.find(self.conn, organizer_id) if organizer_id else None
+                source = user.source if user else "none"
+                why = (
+                    "the organizer was added by an admin, not through the connect flow: no "
+                    "delegated Files.Read on their OneDrive"
+                    if source != "connect"
+                    else "the organizer's delegated token is unavailable"
+                )
+                self.ledger.event(key, f"no recording link: {why}", organizer_source=source)
+            else:
+                start = state.start or self.now()
+                found = recording.pick(files, state.subject, start, state.end or start)
+                url = str(found["webUrl"]) if found else None
+                if found:
+                    self.ledger.event(key, "recording link found", file=found.get("name"))
+                else:
+                    self.ledger.event(
+                        key,
+                        "no recording link: no recording of this meeting in the organizer's "
+                        "OneDrive Recordings folder",
+                        files_listed=len(files),
+                    )
+        self.ledger.update(key, recording_checked_at=self.now(), recording_url=url)
+        return url

@@ -38,6 +38,8 @@ class MeetingState:
     transcript_wait_started: float | None = None
     next_check_at: float | None = None
     push_enqueued: bool = False
+    recording_checked: bool = False  # the organizer's OneDrive was looked at (or could not be)
+    recording_url: str | None = None
     participants: tuple[ResolvedParticipant, ...] = ()
 
     @classmethod
@@ -69,6 +71,8 @@ class MeetingState:
             transcript_wait_started=number("transcript_wait_started"),
             next_check_at=number("next_check_at"),
             push_enqueued=bool(raw.get("push_enqueued_at")),
+            recording_checked=bool(raw.get("recording_checked_at")),
+            recording_url=text("recording_url"),
             participants=tuple(ResolvedParticipant(**p) for p in people),
         )
 

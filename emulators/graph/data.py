@@ -1,7 +1,7 @@
 """Graph's data routes under /v1.0 and what they share: OData envelopes, paging, the target user.
 
 The routes themselves live in `users.py`, `callrecords.py`, `meetings.py`, `attendance.py`,
-`transcripts.py` and `recordings.py`; `add_routes` registers them all.
+`transcripts.py`, `recordings.py` and `drive.py`; `add_routes` registers them all.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def add_routes(app: web.Application, world: World) -> None:
     # Imported here: those modules import this one's helpers.
     import emulators.graph.attendance as attendance
     import emulators.graph.callrecords as callrecords
+    import emulators.graph.drive as drive
     import emulators.graph.meetings as meetings
     import emulators.graph.recordings as recordings
     import emulators.graph.transcripts as transcripts
@@ -55,7 +56,7 @@ def add_routes(app: web.Application, world: World) -> None:
     app[WORLD_KEY] = world
     app[OPTIONS_KEY] = DataOptions()
     app[POLICY_KEY] = AccessPolicy.of(world.scenario)
-    for module in (users, callrecords, transcripts, recordings, attendance, meetings):
+    for module in (users, callrecords, transcripts, recordings, attendance, meetings, drive):
         module.add_routes(app)
 
 

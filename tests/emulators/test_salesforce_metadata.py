@@ -26,12 +26,18 @@ DESIGN_FIELDS = {
     "Teams_Meeting__c": {"Meeting_Key__c", "Online_Meeting_Id__c", "Call_Record_Id__c",
                          "Start__c", "End__c", "Duration_Seconds__c", "Organizer_Email__c",
                          "Eligibility_Reason__c", "Recording_Url__c", "Related_Account__c",
-                         "Related_Opportunity__c"},
+                         "Related_Opportunity__c", "Internal_Talk_Ratio__c", "Question_Count__c",
+                         "Speaker_Count__c", "Longest_Monologue_Seconds__c",
+                         "Longest_Customer_Story_Seconds__c", "Interactivity__c",
+                         "Patience_Seconds__c", "Next_Steps__c", "Mention_Count__c"},
     "Teams_Meeting_Participant__c": {"Participant_Key__c", "Meeting__c", "Email__c", "Role__c",
                                      "Is_External__c", "Contact__c", "Lead__c", "User__c",
                                      "Talk_Time_Seconds__c"},
     "Teams_Transcript__c": {"Transcript_Key__c", "Meeting__c", "Text__c", "Language__c",
                             "Is_Truncated__c", "Cue_Count__c"},
+    "Teams_Meeting_Mention__c": {"Mention_Key__c", "Meeting__c", "Tracker__c", "Phrase__c",
+                                 "Speaker__c", "Is_External_Speaker__c", "Offset_Seconds__c",
+                                 "Snippet__c"},
 }  # fmt: skip
 FIELD_FILES = sorted(OBJECTS.glob("*/fields/*.field-meta.xml"))
 

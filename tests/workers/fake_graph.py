@@ -195,3 +195,8 @@ class FakeGraph:
     def verified_domains(self) -> list[str]:
         self._count("organization")
         return self.domains
+
+    def recording_files(self, organizer_id: str) -> list[dict[str, Any]] | None:
+        """None, without a request: no organizer here connected (the app token has no
+        Files.Read)."""
+        return None

@@ -112,6 +112,14 @@ class TestMeetingRecord:
             "Recording_Url__c": "https://contoso.sharepoint.com/rec.mp4",
             "Internal_Talk_Ratio__c": 50.0,
             "Question_Count__c": 2,
+            # Turns: Alice 0-5, Carol 5-15, Alice 15-20, an unknown 20-30 (tests/workers/
+            # test_insights.py pins each figure on its own).
+            "Speaker_Count__c": 3,
+            "Longest_Monologue_Seconds__c": 5,
+            "Longest_Customer_Story_Seconds__c": 10,
+            "Interactivity__c": 6.0,
+            "Patience_Seconds__c": 0.0,
+            "Next_Steps__c": None,
             "Related_Account__c": "001A",
             "Related_Opportunity__c": "006B",
         }

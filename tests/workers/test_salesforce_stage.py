@@ -204,10 +204,9 @@ class TestSchemaCheck:
 
     def test_shipped_metadata_passes(self, server: Server) -> None:
         checked = schema.check(server.client())
-        assert checked.optional["Teams_Meeting__c"] == {
-            "Internal_Talk_Ratio__c",
-            "Question_Count__c",
-        }
+        assert checked.optional["Teams_Meeting__c"] == set(schema.OPTIONAL["Teams_Meeting__c"])
+        assert len(schema.OPTIONAL["Teams_Meeting__c"]) == 9
+        assert checked.objects == {"Teams_Meeting_Mention__c"}
 
     def test_missing_field_is_named(self, ca_dir: Path, tmp_path: Path) -> None:
         project = tmp_path / "salesforce"

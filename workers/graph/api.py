@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from core import times
 from core.exceptions import UpstreamPermanent
@@ -19,6 +20,10 @@ from workers.graph.client import GraphClient, absent, get_json
 MAX_PAGES = 50  # participants_v2 pages hold 130; 50 pages is far beyond any meeting
 ARTIFACTS = "OnlineMeetingArtifact.Read.All"  # attendance reports, delegated and app alike
 TRANSCRIPTS = "OnlineMeetingTranscript.Read.All"  # delegated and app alike
+FILES = "Files.Read"  # delegated only: the organizer's own OneDrive
+RECORDINGS = "Recordings"  # the OneDrive folder Teams saves a meeting's recording in
+RECORDINGS_PAGE = 200  # OneDrive's default page of children
+RECORDING_FIELDS = ("id", "name", "webUrl", "createdDateTime", "file", "size")
 # A delegated scope -> the application permission that reads the same for any user.
 _APP_ROLE = {"OnlineMeetings.Read": "OnlineMeetings.Read.All"}
 T = TypeVar("T")
@@ -212,6 +217,31 @@ class GraphApi:
         if data is None:
             return None
         return data.decode("utf-8-sig", errors="replace")
+
+    # recordings ----------------------------------------------------------------------------
+    def recording_files(self, organizer_id: str) -> list[dict[str, Any]] | None:
+        """The first page of the organizer's OneDrive `Recordings` folder, as metadata only
+        (one request); [] when the folder does not exist; None, without a request, when the
+        organizer did not connect: `Files.Read` is delegated only (DESIGN §6)."""
+        client = self.client_for(organizer_id)
+        if client is self.client:
+            return None
+
+        async def get(sdk: Any) -> dict[str, Any]:
+            # Path addressing (`root:/Recordings:`) has no generated builder: the raw URL.
+            base = str(sdk.request_adapter.base_url).rstrip("/")
+            url = (
+                f"{base}/users/{quote(organizer_id, safe='')}/drive/root:/{RECORDINGS}:/children"
+                f"?$select={','.join(RECORDING_FIELDS)}&$top={RECORDINGS_PAGE}"
+            )
+            return await get_json(sdk, sdk.users.by_user_id(organizer_id).drive.with_url(url))
+
+        page = absent(
+            lambda: client.call("listing the OneDrive Recordings folder", get, FILES, organizer_id)
+        )
+        if page is None:  # no Recordings folder: nothing was ever recorded
+            return []
+        return [item for item in page.get("value") or [] if isinstance(item, dict)]
 
     # directory ---------------------------------------------------------------------------
     def user(self, upn_or_id: str) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from workers import insights
 from workers.meeting import ResolvedMeeting, ResolvedTranscript
 from workers.salesforce.matching import PersonMatch, Related
 from workers.salesforce.records import (
@@ -50,22 +51,26 @@ def email_field(address: str | None) -> str | None:
     return None
 
 
+def _number(value: float | None, digits: int) -> float | None:
+    """`value` when it fits a Number field with `digits` digits before the point, else None:
+    Salesforce rejects a larger one, and with it the whole write (offsets in a hostile
+    transcript may run to years)."""
+    return value if value is not None and abs(value) < 10**digits else None
+
+
 def _text(value: str | None, limit: int) -> str | None:
     return value[:limit] if value else None
 
 
-def _fold(name: str) -> str:
-    return " ".join(name.casefold().split())
-
-
 def talk_seconds(meeting: ResolvedMeeting, transcript: Transcript) -> dict[str, float]:
-    """Seconds spoken per participant key; transcript speakers are matched by display name."""
+    """Seconds spoken per participant key; transcript speakers are matched by display name
+    (as the insights match them)."""
     by_name: dict[str, str] = {}
     for person in meeting.participants:
-        by_name.setdefault(_fold(person.name), person.key)
+        by_name.setdefault(insights.fold(person.name), person.key)
     out = {person.key: 0.0 for person in meeting.participants}
     for speaker, seconds in transcript.talk_seconds().items():
-        key = by_name.get(_fold(speaker))
+        key = by_name.get(insights.fold(speaker))
         if key is not None:
             out[key] += seconds
     return out
@@ -81,9 +86,18 @@ def internal_talk_ratio(meeting: ResolvedMeeting, talk: dict[str, float]) -> flo
 
 
 def meeting_record(
-    meeting: ResolvedMeeting, transcript: Transcript, talk: dict[str, float], related: Related
+    meeting: ResolvedMeeting,
+    transcript: Transcript,
+    talk: dict[str, float],
+    related: Related,
+    found: insights.Insights | None = None,
 ) -> dict[str, object]:
-    """Fields of Teams_Meeting__c (the key goes in the URL); related ids only when found."""
+    """Fields of Teams_Meeting__c (the key goes in the URL); related ids only when found.
+
+    `transcript` holds the cues of all the meeting's transcripts; `found`, the insights
+    computed from them one transcript at a time (computed from `transcript` when absent).
+    """
+    found = found or insights.compute(meeting, [transcript])
     record: dict[str, object] = {
         "Name": (meeting.subject.strip() or "Teams meeting")[:NAME_LIMIT],
         "Online_Meeting_Id__c": _text(meeting.online_meeting_id, KEY_LIMIT),
@@ -99,6 +113,12 @@ def meeting_record(
         ),
         "Internal_Talk_Ratio__c": internal_talk_ratio(meeting, talk),
         "Question_Count__c": transcript.question_count(),
+        "Speaker_Count__c": _number(found.speaker_count, 4),
+        "Longest_Monologue_Seconds__c": _number(found.longest_monologue_s, 8),
+        "Longest_Customer_Story_Seconds__c": _number(found.longest_customer_story_s, 8),
+        "Interactivity__c": _number(found.interactivity, 6),
+        "Patience_Seconds__c": _number(found.patience_s, 6),
+        "Next_Steps__c": found.next_steps,
     }
     if related.account_id:
         record["Related_Account__c"] = related.account_id

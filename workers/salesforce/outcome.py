@@ -95,10 +95,13 @@ def _items(ref: str, body: list[Any], sub: dict[str, Any]) -> list[Failure]:
     records = sent.get("records") if isinstance(sent, dict) else None
     field = urlsplit(str(sub.get("url", ""))).path.rstrip("/").rsplit("/", 1)[-1]
     out = []
+    deleting = str(sub.get("method", "")).upper() == "DELETE"
     for index, item in enumerate(body):
         if isinstance(item, dict) and item.get("success"):
             continue
         errors = item.get("errors") if isinstance(item, dict) else None
+        if deleting and error_code(errors) == "ENTITY_IS_DELETED":
+            continue  # deleted already: what the deletion wanted
         record = records[index] if isinstance(records, list) and index < len(records) else None
         key = record.get(field) if isinstance(record, dict) else None
         code = error_code(errors) or "NO_RESULT"

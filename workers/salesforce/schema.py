@@ -66,9 +66,35 @@ READ: dict[str, tuple[str, ...]] = {
     "Opportunity": ("AccountId", "IsClosed"),
     "OpportunityContactRole": ("OpportunityId", "ContactId"),
 }
-# Insights beyond DESIGN §6: written when the org has them, left out otherwise.
+# The insights (DESIGN §6): written when the org has them, left out otherwise, so that an
+# org deployed before a field was added keeps working until it deploys again.
 OPTIONAL: dict[str, tuple[str, ...]] = {
-    records.MEETING: ("Internal_Talk_Ratio__c", "Question_Count__c"),
+    records.MEETING: (
+        "Internal_Talk_Ratio__c",
+        "Question_Count__c",
+        "Speaker_Count__c",
+        "Longest_Monologue_Seconds__c",
+        "Longest_Customer_Story_Seconds__c",
+        "Interactivity__c",
+        "Patience_Seconds__c",
+        "Next_Steps__c",
+        "Mention_Count__c",
+    ),
+}
+# Objects written when the org has them, whole (creatable and deletable, every field
+# creatable): an org deployed before trackers existed gets no mentions, the rest as before.
+OPTIONAL_OBJECTS: dict[str, tuple[str, ...]] = {
+    records.MENTION: (
+        records.MENTION_KEY,
+        "Meeting__c",
+        "Name",
+        "Tracker__c",
+        "Phrase__c",
+        "Speaker__c",
+        "Is_External_Speaker__c",
+        "Offset_Seconds__c",
+        "Snippet__c",
+    ),
 }
 HINT = (
     "deploy the objects in deploy/salesforce (sf project deploy start --source-dir force-app) "
@@ -78,9 +104,10 @@ HINT = (
 
 @dataclass(frozen=True)
 class Schema:
-    """The optional fields the org lets the product write, per object."""
+    """The optional fields and objects the org lets the product write."""
 
     optional: dict[str, frozenset[str]]
+    objects: frozenset[str] = frozenset()
 
     def keep(self, obj: str, record: dict[str, object]) -> dict[str, object]:
         """`record` without the optional fields this org lacks."""
@@ -124,7 +151,17 @@ def writable_optional(describes: dict[str, dict[str, Any] | None]) -> Schema:
         optional[obj] = frozenset(
             n for n in names if fields.get(n, {}).get("createable") and fields[n].get("updateable")
         )
-    return Schema(optional)
+    objects = frozenset(obj for obj, names in OPTIONAL_OBJECTS.items()
+                        if _whole(describes.get(obj), names))  # fmt: skip
+    return Schema(optional, objects)
+
+
+def _whole(desc: dict[str, Any] | None, names: tuple[str, ...]) -> bool:
+    """The object exists and may be created and deleted, with every field creatable."""
+    if not desc or not all(desc.get(k) for k in ("createable", "deletable")):
+        return False
+    fields = {str(f.get("name")): f for f in desc.get("fields", []) if isinstance(f, dict)}
+    return all(fields.get(n, {}).get("createable") for n in names)
 
 
 def check(client: SalesforceClient) -> Schema:
@@ -143,7 +180,7 @@ def describe(client: SalesforceClient) -> dict[str, dict[str, Any] | None]:
     """Each object written or read, as `describe` shows it (None: absent or hidden), in one
     composite call."""
     base = f"/services/data/v{client.api_version}/sobjects"
-    objects = [*REQUIRED, *READ]
+    objects = [*REQUIRED, *OPTIONAL_OBJECTS, *READ]
     subs = [
         {"method": "GET", "url": f"{base}/{obj}/describe", "referenceId": f"d{i}"}
         for i, obj in enumerate(objects)

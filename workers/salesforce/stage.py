@@ -13,6 +13,7 @@ transaction as the truncated transcript that records it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -20,15 +21,17 @@ from urllib.parse import quote
 import structlog
 
 from core.exceptions import BadInput, UpstreamPermanent
-from workers import context, vtt
+from workers import context, insights, policy_config, trackers, vtt
+from workers.ledger import Ledger
 from workers.meeting import ResolvedMeeting
-from workers.salesforce import mapping, matching, outcome, records, schema
+from workers.salesforce import mapping, matching, mentions, outcome, records, schema
 from workers.salesforce.client import SalesforceClient
 
 COLLECTION_SIZE = 200  # sObject Collections' limit per request
 MAX_COLLECTIONS = 5  # queries and collections per composite request
 MAX_SUBREQUESTS = 25  # subrequests per composite request
 MAX_PARTICIPANTS = COLLECTION_SIZE * MAX_COLLECTIONS
+MENTION_IDS = "mention_ids"  # ledger field: mention key -> Salesforce Id, as last written
 
 log = structlog.get_logger("workers.salesforce")
 
@@ -54,13 +57,39 @@ def connect(ctx: context.WorkerContext) -> Connection:
         raise
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a write left in Salesforce: record ids by role, and the mentions' ids by key."""
+
+    ids: dict[str, str]
+    mentions: dict[str, str]
+
+
 def push(meeting: ResolvedMeeting) -> dict[str, str]:
-    """Write `meeting` in at most two API calls; the ids of what was written."""
-    return write(context.current().resource("salesforce", connect), meeting)
+    """Write `meeting` in at most two API calls, with the mentions of POLICY_FILE's trackers;
+    the ids of what was written. The ledger keeps which mentions this write left, so that the
+    next write of the meeting deletes those it no longer finds."""
+    ctx = context.current()
+    tracked = policy_config.from_settings(ctx.settings).trackers
+    ledger = Ledger(ctx.redis)
+    before = json.loads(ledger.meeting(meeting.meeting_key).get(MENTION_IDS) or "{}")
+    done = write_all(ctx.resource("salesforce", connect), meeting, tracked, before)
+    ledger.update(meeting.meeting_key, **{MENTION_IDS: done.mentions})
+    return done.ids
 
 
 def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
-    """`push` with an explicit connection (tests, and callers holding their own)."""
+    """`write_all` without trackers: the ids of what was written."""
+    return write_all(conn, meeting, (), {}).ids
+
+
+def write_all(
+    conn: Connection,
+    meeting: ResolvedMeeting,
+    tracked: tuple[tuple[str, tuple[str, ...]], ...],
+    mentions_written: dict[str, str],
+) -> Written:
+    """`push` with an explicit connection and trackers (tests, and callers holding their own)."""
     if len(meeting.participants) > MAX_PARTICIPANTS:
         raise UpstreamPermanent(
             f"{len(meeting.participants)} participants: at most {MAX_PARTICIPANTS} fit one write"
@@ -91,7 +120,21 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
     addresses = matching.emails(meeting)
     related = matching.decide_related(addresses, matching.external_domains(meeting), found)
     people = matching.match_people(addresses, found)
-    subs, attach = _write_requests(conn, meeting, parsed, talk, related, people, found)
+    found_mentions = trackers.find(meeting, parsed, tracked)
+    subs, attach = _write_requests(conn, meeting, parsed, talk, related, people, found,
+                                   len(found_mentions))  # fmt: skip
+    rows: list[dict[str, object]] = []
+    deleted: list[str] = []
+    if records.MENTION in conn.schema.objects:
+        rows = mentions.rows(meeting, found_mentions)
+        heavy = sum("/composite/sobjects" in str(sub["url"]) for sub in subs)
+        room = min(MAX_COLLECTIONS - heavy, MAX_SUBREQUESTS - len(subs))
+        more, deleted = mentions.subrequests(client.api_version, rows, mentions_written, room)
+        if rows and not more:
+            log.warning("salesforce_mentions_left_out", meeting_key=meeting.meeting_key,
+                        reason="no collection left in the write")  # fmt: skip
+            rows = []
+        subs += more
     # Collation is on by default (API 49.0+) and may run the participants and the transcript
     # before the meeting they name by external id: the order is set explicitly.
     results = outcome.results(
@@ -103,6 +146,9 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
         ),
         subs,
         meeting_key=meeting.meeting_key,
+    )
+    written = mentions.written_now(
+        rows, results.get(mentions.UPSERT_REF, (0, None))[1], mentions_written, deleted
     )
     ids = {"meeting": _id(results["meeting"])}
     for i in range(len(parsed)):
@@ -121,9 +167,12 @@ def write(conn: Connection, meeting: ResolvedMeeting) -> dict[str, str]:
         related=related.rule,
         transcripts=len(parsed),
         files_attached=len(attach),
+        mentions=len(found_mentions),
+        mentions_written=len(rows),
+        mentions_deleted=len(deleted),
         api_calls=client.calls - calls,
     )
-    return ids
+    return Written(ids, written)
 
 
 def _write_requests(
@@ -134,11 +183,15 @@ def _write_requests(
     related: matching.Related,
     people: dict[str, matching.PersonMatch],
     found: matching.Lookup,
+    mention_count: int = 0,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The write round's subrequests, and the referenceIds of the files it attaches."""
     base = f"/services/data/v{conn.client.api_version}/sobjects"
     mkey = quote(records.meeting_external_key(meeting), safe="")
-    meeting_fields = mapping.meeting_record(meeting, mapping.combined(parsed), talk, related)
+    meeting_fields = mapping.meeting_record(
+        meeting, mapping.combined(parsed), talk, related, insights.compute(meeting, parsed)
+    )
+    meeting_fields["Mention_Count__c"] = mention_count
     subs: list[dict[str, Any]] = [
         {
             "method": "PATCH",
