@@ -90,6 +90,9 @@ class Meeting:
     recording: bool
     callrecord_after_s: float = 0.0  # the callRecord exists (and is notified) this long after play
     attendance_report: bool = True  # false: the organizer turned attendance reports off
+    # A recurring series' name: meetings sharing it (and their organizer) are occurrences of
+    # one online meeting, with one meeting id, join link and thread.
+    series: str | None = None
 
     @property
     def transcript(self) -> str | None:
@@ -131,6 +134,7 @@ def parse(doc: object) -> Scenario:
         if m.id in seen:
             raise ScenarioError(f"meetings[{i}].id: {m.id!r} repeats meetings[{seen[m.id]}].id")
         seen[m.id] = i
+    _series(parsed)
     return Scenario(
         tenant=tenant,
         policy=_policy(root.get("policy", {})),
@@ -138,6 +142,20 @@ def parse(doc: object) -> Scenario:
         salesforce=_salesforce(root.get("salesforce", {})),
         meetings=parsed,
     )
+
+
+def _series(meetings: tuple[Meeting, ...]) -> None:
+    """One series is one online meeting, and an online meeting has one organizer."""
+    first: dict[str, int] = {}
+    for i, m in enumerate(meetings):
+        if m.series is None:
+            continue
+        j = first.setdefault(m.series, i)
+        if meetings[j].organizer.lower() != m.organizer.lower():
+            raise ScenarioError(
+                f"meetings[{i}].series: {m.series!r} is organized by {meetings[j].organizer} "
+                f"(meetings[{j}]); every occurrence of a series has the same organizer"
+            )
 
 
 # -- sections ------------------------------------------------------------------------------
@@ -242,7 +260,7 @@ def _meeting(value: object, path: str, by_upn: dict[str, User]) -> Meeting:
         path,
         required={"id", "subject", "organizer", "start", "end"},
         optional={"participants", "transcript", "transcripts", "transcript_ready_after_s",
-                  "recording", "callrecord_after_s", "attendance_report"},
+                  "recording", "callrecord_after_s", "attendance_report", "series"},
     )  # fmt: skip
     organizer = by_upn.get(_address(m["organizer"], f"{path}.organizer").lower())
     if organizer is None:
@@ -267,6 +285,7 @@ def _meeting(value: object, path: str, by_upn: dict[str, User]) -> Meeting:
         recording=_bool(m.get("recording", False), f"{path}.recording"),
         callrecord_after_s=_delay(m, "callrecord_after_s", path),
         attendance_report=_bool(m.get("attendance_report", True), f"{path}.attendance_report"),
+        series=_text(m["series"], f"{path}.series") if "series" in m else None,
     )
 
 

@@ -34,7 +34,7 @@ def add_routes(app: web.Application) -> None:
     both(app, REPORTS + "/{report}/attendanceRecords", list_records)
 
 
-def _meeting(request: web.Request) -> tuple[World, str, str]:
+def _meeting(request: web.Request) -> tuple[World, tuple[str, ...], str]:
     return meeting_of(request, PERMISSION)
 
 
@@ -46,23 +46,30 @@ def _has_report(world: World, meeting_id: str) -> bool:
     return world.played_at(meeting_id) is not None and world.meeting(meeting_id).attendance_report
 
 
-def _report_of(request: web.Request, world: World, meeting_id: str) -> None:
-    """404 unless `{report}` is this meeting's report (it exists once the meeting ended)."""
-    if not _has_report(world, meeting_id) or request.match_info["report"] != report_id(meeting_id):
-        raise not_found("The requested attendance report was not found.", code="NotFound")
+def _report_of(request: web.Request, world: World, occurrences: tuple[str, ...]) -> str:
+    """The occurrence whose report `{report}` is; 404 unless it exists (once it ended)."""
+    wanted = request.match_info["report"]
+    for meeting_id in occurrences:
+        if _has_report(world, meeting_id) and wanted == report_id(meeting_id):
+            return meeting_id
+    raise not_found("The requested attendance report was not found.", code="NotFound")
 
 
 async def list_reports(request: web.Request) -> web.Response:
-    """One report per played meeting; the list leaves the records out."""
-    world, meeting_id, prefix = _meeting(request)
-    reports = [report(world, meeting_id)] if _has_report(world, meeting_id) else []
+    """One report per played occurrence (a recurring series has several: "Each time an
+    online meeting or a virtual event ends, an attendance report is generated for that
+    session"), newest first; the list leaves the records out."""
+    world, occurrences, prefix = _meeting(request)
+    played = [m for m in occurrences if _has_report(world, m)]
+    played.sort(key=lambda m: world.meeting(m).start, reverse=True)
+    reports = [report(world, m) for m in played]
     fragment = f"{prefix}/attendanceReports"
     return web.json_response({"@odata.context": context(request, fragment), "value": reports})
 
 
 async def get_report(request: web.Request) -> web.Response:
-    world, meeting_id, prefix = _meeting(request)
-    _report_of(request, world, meeting_id)
+    world, occurrences, prefix = _meeting(request)
+    meeting_id = _report_of(request, world, occurrences)
     body = select(request, report(world, meeting_id))
     if "attendancerecords" in expansions(request):
         body["attendanceRecords@odata.context"] = context(
@@ -82,8 +89,8 @@ async def get_report(request: web.Request) -> web.Response:
 async def list_records(request: web.Request) -> web.Response:
     """Pages of `attendance_page` records with `@odata.nextLink`; the route "supports the
     OData query parameters", so `$top` chooses a smaller page."""
-    world, meeting_id, prefix = _meeting(request)
-    _report_of(request, world, meeting_id)
+    world, occurrences, prefix = _meeting(request)
+    meeting_id = _report_of(request, world, occurrences)
     fragment = f"{prefix}/attendanceReports('{report_id(meeting_id)}')/attendanceRecords"
     size = top(request, options_of(request).attendance_page)
     return collection(request, fragment, records(world, meeting_id), size)

@@ -96,23 +96,26 @@ def target_user(request: web.Request) -> User:
     return user
 
 
-def organized_meeting(request: web.Request, user: User) -> str:
-    """The scenario id of `{meetingId}` in the path if `user` organizes it; 404 otherwise."""
+def organized_meeting(request: web.Request, user: User) -> tuple[str, ...]:
+    """The scenario meetings of `{meetingId}` in the path (one, or every occurrence of a
+    recurring series, earliest first) if `user` organizes it; 404 otherwise."""
     world = world_of(request)
-    meeting_id = world.meeting_by_online_meeting(request.match_info["meeting"])
-    if meeting_id is None or world.organizer_id(meeting_id) != user.id:
+    occurrences = world.occurrences(request.match_info["meeting"])
+    if not occurrences or world.organizer_id(occurrences[0]) != user.id:
         raise not_found("The requested resource does not exist.", code="NotFound")
-    return meeting_id
+    return occurrences
 
 
-def meeting_of(request: web.Request, permission: str) -> tuple[World, str, str]:
-    """(world, scenario meeting id, the `@odata.context` prefix) of `{meeting}` in the path,
-    after checking the caller may read the organizer's meetings with `permission`."""
+def meeting_of(request: web.Request, permission: str) -> tuple[World, tuple[str, ...], str]:
+    """(world, the scenario meetings, the `@odata.context` prefix) of `{meeting}` in the path,
+    after checking the caller may read the organizer's meetings with `permission`. A series'
+    artifacts (transcripts, attendance reports, recordings) hang off its one online meeting,
+    so the routes answer for every occurrence."""
     user = target_user(request)
     require_user_access(request, user.id, app_role=permission, scope=permission)
-    meeting_id = organized_meeting(request, user)
+    occurrences = organized_meeting(request, user)
     prefix = f"{user_path(request, user)}/onlineMeetings('{request.match_info['meeting']}')"
-    return world_of(request), meeting_id, prefix
+    return world_of(request), occurrences, prefix
 
 
 def user_path(request: web.Request, user: User) -> str:

@@ -51,10 +51,14 @@ async def find_meetings(request: web.Request) -> web.Response:
     if not match:
         raise bad_request(f"Invalid filter clause: '{raw}'.")
     field, value = match.group(1).lower(), match.group(2).replace("''", "'")
+    # A series' occurrences are one online meeting: found once, as its first occurrence.
+    firsts = {world.occurrences(world.online_meeting_id(m.id))[0] for m in world.scenario.meetings}
     found = [
         meeting(request, world, user, m.id)
         for m in world.scenario.meetings
-        if world.organizer_id(m.id) == user.id and _matches(field, value, world, m.id)
+        if m.id in firsts
+        and world.organizer_id(m.id) == user.id
+        and _matches(field, value, world, m.id)
     ]
     fragment = f"{user_path(request, user)}/onlineMeetings"
     return web.json_response({"@odata.context": context(request, fragment), "value": found})
@@ -62,7 +66,7 @@ async def find_meetings(request: web.Request) -> web.Response:
 
 def _matches(field: str, value: str, world: World, meeting_id: str) -> bool:
     if field != "joinweburl":
-        return value == join_meeting_id(meeting_id)
+        return value == join_meeting_id(world, meeting_id)
     # The value as sent, or once more URL-encoded (Graph's docs show it that way).
     url = world.join_web_url(meeting_id)
     return value == url or unquote(value) == url
@@ -71,19 +75,23 @@ def _matches(field: str, value: str, world: World, meeting_id: str) -> bool:
 async def get_meeting(request: web.Request) -> web.Response:
     user = target_user(request)
     require_user_access(request, user.id, app_role=APP_ROLE, scope=SCOPE)
-    meeting_id = organized_meeting(request, user)
+    # A recurring series: one online meeting, shown as its first occurrence is scheduled.
+    meeting_id = organized_meeting(request, user)[0]
     body = meeting(request, world_of(request), user, meeting_id)
     fragment = f"{user_path(request, user)}/onlineMeetings/$entity"
     return web.json_response({"@odata.context": context(request, fragment)} | body)
 
 
-def join_meeting_id(meeting_id: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"joinid:{meeting_id}").int % 10**14).zfill(14)
+def join_meeting_id(world: World, meeting_id: str) -> str:
+    """The meeting code: one per online meeting, so one for a whole series."""
+    key = world.series_key(meeting_id)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"joinid:{key}").int % 10**14).zfill(14)
 
 
 def meeting(request: web.Request, world: World, organizer: User, meeting_id: str) -> dict[str, Any]:
     """An onlineMeeting; `participants` lists the invitees (who joined is another matter)."""
     m = world.meeting(meeting_id)
+    code = join_meeting_id(world, meeting_id)
     body = {
         "id": world.online_meeting_id(meeting_id),
         "creationDateTime": iso(m.start - dt.timedelta(days=2)),
@@ -91,7 +99,7 @@ def meeting(request: web.Request, world: World, organizer: User, meeting_id: str
         "endDateTime": iso(m.end),
         "joinUrl": world.join_web_url(meeting_id),
         "joinWebUrl": world.join_web_url(meeting_id),
-        "meetingCode": join_meeting_id(meeting_id),
+        "meetingCode": code,
         "subject": m.subject,
         "isBroadcast": False,
         "autoAdmittedUsers": "everyoneInCompany",
@@ -107,7 +115,7 @@ def meeting(request: web.Request, world: World, organizer: User, meeting_id: str
         "videoTeleconferenceId": None,
         "lobbyBypassSettings": {"scope": "organization", "isDialInBypassEnabled": False},
         "joinMeetingIdSettings": {"isPasscodeRequired": False,
-                                  "joinMeetingId": join_meeting_id(meeting_id), "passcode": None},
+                                  "joinMeetingId": code, "passcode": None},
         "chatInfo": {"threadId": world.thread_id(meeting_id), "messageId": "0",
                      "replyChainMessageId": None},
         "audioConferencing": None,
@@ -132,7 +140,10 @@ def invitees(world: World, meeting_id: str) -> list[dict[str, Any]]:
     m = world.meeting(meeting_id)
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for person in m.participants:
+    # A series' invitation covers every occurrence: the people of all of them.
+    occurrences = world.occurrences(world.online_meeting_id(meeting_id))
+    people = [p for o in occurrences or (meeting_id,) for p in world.meeting(o).participants]
+    for person in people:
         address = _address(person)
         if address is None or address.lower() == m.organizer.lower() or address.lower() in seen:
             continue

@@ -32,7 +32,7 @@ def add_routes(app: web.Application) -> None:
     both(app, ITEM + "/content", get_content, communications=True)
 
 
-def _meeting(request: web.Request) -> tuple[World, str, str]:
+def _meeting(request: web.Request) -> tuple[World, tuple[str, ...], str]:
     return meeting_of(request, PERMISSION)
 
 
@@ -41,16 +41,19 @@ def _available(world: World, meeting_id: str) -> bool:
 
 
 def _one(request: web.Request) -> tuple[World, str, str]:
-    world, meeting_id, prefix = _meeting(request)
+    """The occurrence that made `{recording}`; 404 unless it is available."""
+    world, occurrences, prefix = _meeting(request)
     wanted = request.match_info["recording"]
-    if not _available(world, meeting_id) or wanted != world.recording_id(meeting_id):
-        raise not_found(f"Recording '{wanted}' was not found.", code="NotFound")
-    return world, meeting_id, prefix
+    for meeting_id in occurrences:
+        if _available(world, meeting_id) and wanted == world.recording_id(meeting_id):
+            return world, meeting_id, prefix
+    raise not_found(f"Recording '{wanted}' was not found.", code="NotFound")
 
 
 async def list_recordings(request: web.Request) -> web.Response:
-    world, meeting_id, prefix = _meeting(request)
-    items = [recording(request, world, meeting_id)] if _available(world, meeting_id) else []
+    """The recordings of every played occurrence (one meeting id for a whole series)."""
+    world, occurrences, prefix = _meeting(request)
+    items = [recording(request, world, m) for m in occurrences if _available(world, m)]
     body = {"@odata.context": context(request, f"{prefix}/recordings"), "value": items}
     return web.json_response(body)
 

@@ -51,29 +51,39 @@ def add_routes(app: web.Application) -> None:
 
 
 # -- one meeting ---------------------------------------------------------------------------
-def _meeting(request: web.Request) -> tuple[World, str, str]:
+def _meeting(request: web.Request) -> tuple[World, tuple[str, ...], str]:
     return meeting_of(request, PERMISSION)
 
 
 def _ready(request: web.Request) -> tuple[World, str, str, int]:
-    """The meeting of `{transcript}` and which of its transcripts it is; 404 until ready."""
-    world, meeting_id, prefix = _meeting(request)
+    """The occurrence that made `{transcript}` and which of its transcripts it is; 404 until
+    ready."""
+    world, occurrences, prefix = _meeting(request)
     wanted = request.match_info["transcript"]
-    index = world.transcript_index(meeting_id, wanted)
-    if not world.transcript_ready(meeting_id) or index is None:
-        raise not_found(f"Transcript '{wanted}' was not found.", code="NotFound")
-    return world, meeting_id, prefix, index
+    for meeting_id in occurrences:
+        index = world.transcript_index(meeting_id, wanted)
+        if index is not None and world.transcript_ready(meeting_id):
+            return world, meeting_id, prefix, index
+    raise not_found(f"Transcript '{wanted}' was not found.", code="NotFound")
 
 
 async def list_transcripts(request: web.Request) -> web.Response:
     """The meeting's ready transcripts, newest first as Graph's example lists them, in pages
     of `transcripts_page` with `@odata.nextLink`. "This method doesn't support any OData
-    query parameters": no `$top`; only the Get page's `$filter=contentCorrelationId eq '…'`."""
-    world, meeting_id, prefix = _meeting(request)
-    items = []
-    if world.transcript_ready(meeting_id):
-        count = len(world.meeting(meeting_id).transcripts)
-        items = [transcript(request, world, meeting_id, i) for i in reversed(range(count))]
+    query parameters": no `$top`; only the Get page's `$filter=contentCorrelationId eq '…'`.
+
+    A recurring series is one online meeting: the list holds the transcripts of every
+    occurrence played, each with its own `createdDateTime` (Graph's example lists one
+    meeting's transcripts of two days)."""
+    world, occurrences, prefix = _meeting(request)
+    made = [
+        (world.transcript_created_at(meeting_id, i) or 0.0, meeting_id, i)
+        for meeting_id in occurrences
+        if world.transcript_ready(meeting_id)
+        for i in range(len(world.meeting(meeting_id).transcripts))
+    ]
+    made.sort(key=lambda t: t[0], reverse=True)
+    items = [transcript(request, world, meeting_id, i) for _, meeting_id, i in made]
     wanted = re.match(r"^\s*contentCorrelationId\s+eq\s+'([^']*)'\s*$",
                       request.query.get("$filter", ""), re.I)  # fmt: skip
     if request.query.get("$filter") and wanted is None:
@@ -137,8 +147,9 @@ def _count(world: World, meeting_id: str) -> None:
 
 
 # -- getAllTranscripts (app only) ----------------------------------------------------------
-def _all(request: web.Request) -> tuple[World, list[dict[str, Any]]]:
-    """Ready transcripts of `meetingOrganizerUserId`'s meetings created in the time window."""
+def _all(request: web.Request) -> tuple[World, list[tuple[str, dict[str, Any]]]]:
+    """Ready transcripts of `meetingOrganizerUserId`'s meetings created in the time window,
+    each with the scenario meeting that made it."""
     who = require_app_role(request, PERMISSION)
     user = target_user(request)
     require_policy(request, who, user.id)
@@ -159,8 +170,8 @@ def _all(request: web.Request) -> tuple[World, list[dict[str, Any]]]:
             made = world.transcript_created_at(meeting_id, index) or 0.0
             created = dt.datetime.fromtimestamp(made, dt.UTC)
             if (since is None or created >= since) and (until is None or created < until):
-                items.append(transcript(request, world, meeting_id, index))
-    items.sort(key=lambda t: str(t["createdDateTime"]))
+                items.append((meeting_id, transcript(request, world, meeting_id, index)))
+    items.sort(key=lambda t: str(t[1]["createdDateTime"]))
     return world, items
 
 
@@ -181,7 +192,7 @@ def _args(request: web.Request) -> dict[str, str]:
 
 async def get_all(request: web.Request) -> web.Response:
     _, items = _all(request)
-    chunk, link = page(request, items, top(request, 100))
+    chunk, link = page(request, [item for _, item in items], top(request, 100))
     body: dict[str, Any] = {
         "@odata.context": context(request, "Collection(microsoft.graph.callTranscript)")
     }
@@ -197,9 +208,9 @@ async def get_all_delta(request: web.Request) -> web.Response:
     now = world.clock()
     since = _delta_since(request.query.get("$deltatoken"))
     fresh = []
-    for item in items:
-        meeting_id = world.meeting_by_online_meeting(str(item["meetingId"]))
-        ready = world.transcript_ready_at(meeting_id) if meeting_id else None
+    for meeting_id, item in items:
+        # The occurrence that made it: a series' occurrences share the item's meetingId.
+        ready = world.transcript_ready_at(meeting_id)
         if ready is not None and since < ready <= now:
             fresh.append(item)
     token = base64.urlsafe_b64encode(json.dumps({"t": now}).encode()).decode()

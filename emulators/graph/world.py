@@ -48,7 +48,11 @@ class World:
         self._played: dict[str, float] = {}
         self._versions: dict[str, int] = {}
         self._by_call_record = {self.call_record_id(m.id): m.id for m in scenario.meetings}
-        self._by_online_meeting = {self.online_meeting_id(m.id): m.id for m in scenario.meetings}
+        # The occurrences of each online meeting (one, unless a series), earliest first.
+        self._by_online_meeting: dict[str, tuple[str, ...]] = {}
+        for m in sorted(scenario.meetings, key=lambda m: m.start):
+            om_id = self.online_meeting_id(m.id)
+            self._by_online_meeting[om_id] = (*self._by_online_meeting.get(om_id, ()), m.id)
         # counters read by /_emulator/stats
         self.recording_content_downloads = 0
         self.transcript_content_downloads: dict[str, int] = {}
@@ -112,8 +116,14 @@ class World:
     def call_record_id(self, meeting_id: str) -> str:
         return _guid("callRecord", meeting_id)
 
+    def series_key(self, meeting_id: str) -> str:
+        """What the online meeting is derived from: the series of a recurring meeting, whose
+        occurrences share one meeting id, join link and thread; else the meeting itself."""
+        series = self.meeting(meeting_id).series
+        return meeting_id if series is None else f"series:{series}"
+
     def thread_id(self, meeting_id: str) -> str:
-        return f"19:meeting_{_b64(_guid('thread', meeting_id))}@thread.v2"
+        return f"19:meeting_{_b64(_guid('thread', self.series_key(meeting_id)))}@thread.v2"
 
     def online_meeting_id(self, meeting_id: str) -> str:
         return _b64(f"1*{self.organizer_id(meeting_id)}*0**{self.thread_id(meeting_id)}")
@@ -164,11 +174,18 @@ class World:
 
     def transcript_created_at(self, meeting_id: str, index: int) -> float | None:
         """When transcript `index` was made: they all appear together when ready, each a
-        second after the one before, the last at the ready time (None if not played)."""
+        second after the one before, the last at the ready time (None if not played).
+
+        An occurrence of a series is dated in its own time instead (its scenario end plus
+        `transcript_ready_after_s`): the occurrences list their transcripts together and are
+        told apart by when they were made, as live, however close together they are played."""
         ready = self.transcript_ready_at(meeting_id)
         if ready is None:
             return None
-        return ready - (len(self.meeting(meeting_id).transcripts) - 1 - index)
+        m = self.meeting(meeting_id)
+        if m.series is not None:
+            ready = m.end.timestamp() + m.transcript_ready_after_s
+        return ready - (len(m.transcripts) - 1 - index)
 
     def call_record_ready_at(self, meeting_id: str) -> float | None:
         """When the callRecord exists: play time + `callrecord_after_s`; None if not played."""
@@ -190,7 +207,14 @@ class World:
         return self._by_call_record.get(call_record_id.lower())
 
     def meeting_by_online_meeting(self, online_meeting_id: str) -> str | None:
-        return self._by_online_meeting.get(online_meeting_id)
+        """The (first) scenario meeting of an online meeting id; None if unknown."""
+        found = self._by_online_meeting.get(online_meeting_id)
+        return found[0] if found else None
+
+    def occurrences(self, online_meeting_id: str) -> tuple[str, ...]:
+        """Every scenario meeting of an online meeting id, earliest first: one, or the
+        occurrences of a recurring series; () if unknown."""
+        return self._by_online_meeting.get(online_meeting_id, ())
 
     def joined(self, meeting_id: str, index: int) -> tuple[float, float]:
         """When participant `index` (a device) joined and left, as POSIX times: the organizer
