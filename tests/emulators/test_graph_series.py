@@ -13,7 +13,7 @@ import pytest
 from emulators.graph.attendance import report_id
 from emulators.scenario import ScenarioError, parse
 from tests.emulators.graph_harness import ALICE, SCENARIO, Harness, start_emulator
-from tests.emulators.test_graph_data import get
+from tests.emulators.test_graph_data import app_token_with, get
 
 WEEK_1 = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n<v Alice Adams>Week one.</v>\n"
 WEEK_2 = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n<v Alice Adams>Week two.</v>\n"
@@ -37,7 +37,8 @@ def series_doc(*meetings: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def series(tmp_path: Path) -> Iterator[Harness]:
-    doc = series_doc(occurrence("w1", "2026-11-20", WEEK_1), occurrence("w2", "2026-11-27", WEEK_2))
+    recorded = occurrence("w2", "2026-11-27", WEEK_2) | {"recording": True}
+    doc = series_doc(occurrence("w1", "2026-11-20", WEEK_1), recorded)
     bg, harness = start_emulator(tmp_path / "ca", scenario=doc)
     try:
         yield harness
@@ -108,7 +109,9 @@ class TestSeries:
         listed = get(series, f"{base}/transcripts").json()["value"]
         assert [t["id"] for t in listed] == [w.transcript_id("w2"), w.transcript_id("w1")]
         assert {t["meetingId"] for t in listed} == {om_id}
-        assert listed[0]["createdDateTime"] != listed[1]["createdDateTime"]
+        # Each dated in its own occurrence's time (they were played seconds apart).
+        assert [t["createdDateTime"][:16] for t in listed] == ["2026-11-27T15:30",
+                                                               "2026-11-20T15:30"]  # fmt: skip
         assert [t["callId"] for t in listed] == [w.call_record_id("w2"), w.call_record_id("w1")]
         for mid, vtt in (("w1", WEEK_1), ("w2", WEEK_2)):
             content = get(series, f"{base}/transcripts/{w.transcript_id(mid)}/content",
@@ -130,5 +133,10 @@ class TestSeries:
                 "alice@contoso.com", "carol@fabrikam.com"}  # fmt: skip
             records = get(series, f"{base}/attendanceReports/{report_id(mid)}/attendanceRecords")
             assert len(records.json()["value"]) == 2
+        # Recordings hang off the one meeting id too: w2 alone was recorded.
+        token = app_token_with(series, "OnlineMeetingRecording.Read.All")
+        recordings = get(series, f"{base}/recordings", token).json()["value"]
+        assert [r["id"] for r in recordings] == [w.recording_id("w2")]
+        assert get(series, f"{base}/recordings/{w.recording_id('w1')}", token).status_code == 404
         # Another meeting's report is not this series'.
         assert get(series, f"{base}/attendanceReports/{report_id('m-001')}").status_code == 404
