@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from emulators.scenario import load
 from ingest.demo.report import document, table
-from ingest.demo.runner import DemoRun
+from ingest.demo.runner import DemoRun, _policy_toml
+from policy.config import parse_toml
 
 
 def test_failed_meetings_show_their_fix() -> None:
@@ -67,3 +68,17 @@ def test_insights_read_from_salesforce_and_summarised() -> None:
     run.salesforce_dump["Teams_Meeting__c"][0]["Recording_Url__c"] = None
     text = table(scenario, run, document(scenario, run))
     assert "recording not linked (organizer not connected)" in text
+
+
+def test_scenario_policy_becomes_the_policy_file() -> None:
+    """The demo's POLICY_FILE holds the default scenario's policy, `[trackers]` a table, as
+    the product reads it (DESIGN §4)."""
+    policy = load().policy
+    settings = parse_toml(_policy_toml(policy))
+    assert settings.trackers == tuple(
+        (name, tuple(phrases)) for name, phrases in policy["trackers"].items()
+    )
+    assert settings.excluded == tuple(policy["excluded"])
+    assert settings.min_duration_seconds == policy["min_duration_seconds"]
+    odd = parse_toml(_policy_toml({"trackers": {"Concurrents (FR)": ["Société Générale"]}}))
+    assert odd.trackers == (("Concurrents (FR)", ("Société Générale",)),)
