@@ -27,6 +27,7 @@ _POLICY_KEYS = {
     "excluded": "list",
     "min_duration_seconds": "number",
     "count_unidentified_as_external": "bool",
+    "trackers": "table",  # tracker name -> words or phrases (DESIGN §4 `[trackers]`)
 }
 
 
@@ -230,6 +231,12 @@ def _policy(value: object) -> dict[str, Any]:
         if kind == "list":
             for i, item in enumerate(_list(v, path)):
                 _text(item, f"{path}[{i}]")
+        elif kind == "table":
+            if not isinstance(v, dict):
+                raise ScenarioError(f"{path}: must be an object of name → list of phrases")
+            for name, phrases in v.items():
+                for i, item in enumerate(_list(phrases, f"{path}.{name}")):
+                    _text(item, f"{path}.{name}[{i}]")
         elif kind == "number":
             if _number(v, path) < 0:
                 raise ScenarioError(f"{path}: must not be negative")

@@ -16,6 +16,42 @@ def _salesforce_id(entry: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+# Insight key in `--json` -> the Teams_Meeting__c field it is read from (DESIGN §6).
+INSIGHTS = {
+    "speaker_count": "Speaker_Count__c",
+    "internal_talk_ratio": "Internal_Talk_Ratio__c",
+    "question_count": "Question_Count__c",
+    "interactivity": "Interactivity__c",
+    "longest_monologue_seconds": "Longest_Monologue_Seconds__c",
+    "longest_customer_story_seconds": "Longest_Customer_Story_Seconds__c",
+    "patience_seconds": "Patience_Seconds__c",
+    "mention_count": "Mention_Count__c",
+    "recording_url": "Recording_Url__c",
+}
+COUNTS = ("speaker_count", "question_count", "mention_count")
+
+
+def insights(dump: dict[str, Any], salesforce_id: str | None) -> dict[str, Any] | None:
+    """A pushed meeting's insights as Salesforce holds them (the emulator's records), with
+    its written mentions counted per tracker; None for a meeting not in Salesforce."""
+    record = next(
+        (r for r in dump.get("Teams_Meeting__c", []) if salesforce_id and r["Id"] == salesforce_id),
+        None,
+    )
+    if record is None:
+        return None
+    out: dict[str, Any] = {key: record.get(field) for key, field in INSIGHTS.items()}
+    for key in COUNTS:  # Salesforce's Number(n, 0) comes back as a JSON double
+        out[key] = None if out[key] is None else int(out[key])
+    by_tracker: dict[str, int] = {}
+    for mention in dump.get("Teams_Meeting_Mention__c", []):
+        if mention.get("Meeting__c") == salesforce_id:
+            tracker = str(mention.get("Tracker__c"))
+            by_tracker[tracker] = by_tracker.get(tracker, 0) + 1
+    out["mentions"] = dict(sorted(by_tracker.items()))
+    return out
+
+
 def document(scenario: Scenario, run: DemoRun) -> dict[str, Any]:
     """The `--json` document: meetings in scenario order, counts, Graph and Salesforce use."""
     meetings = []
@@ -35,6 +71,7 @@ def document(scenario: Scenario, run: DemoRun) -> dict[str, Any]:
                 "reason": entry.get("reason"),
                 "outcome": outcome,
                 "salesforce_id": _salesforce_id(entry),
+                "insights": insights(run.salesforce_dump, _salesforce_id(entry)),
             }
         )
     requests = run.graph_stats.get("requests", {})
@@ -51,6 +88,24 @@ def document(scenario: Scenario, run: DemoRun) -> dict[str, Any]:
     if run.chaos:
         doc["chaos"] = chaos(run)
     return doc
+
+
+def summary(found: dict[str, Any], recorded: bool) -> str:
+    """One line: speakers, internal talk ratio, questions, mentions per tracker, and the
+    recording: linked, or left unlinked (its organizer did not connect: no Files.Read)."""
+    ratio = found["internal_talk_ratio"]
+    mentions = ", ".join(f"{t} {n}" for t, n in found["mentions"].items()) or "none"
+    recording = (
+        "recording linked" if found["recording_url"]
+        else "recording not linked (organizer not connected)" if recorded
+        else "no recording"
+    )  # fmt: skip
+    return (
+        f"speakers {found['speaker_count'] or 0}, "
+        f"internal talk {'-' if ratio is None else f'{ratio:.0f} %'}, "
+        f"questions {found['question_count'] or 0}, "
+        f"mentions {found['mention_count'] or 0} ({mentions}), {recording}"
+    )
 
 
 def chaos(run: DemoRun) -> dict[str, Any]:
@@ -81,6 +136,13 @@ def table(scenario: Scenario, run: DemoRun, doc: dict[str, Any]) -> str:
             f"{m['id']:<8} {subjects[m['id']]:<{width}}  {m['decision'] or '-':<10} "
             f"{m['reason'] or '-':<26} {m['outcome']:<14} {m['salesforce_id'] or '-'}"
         )
+    lines += ["", "Insights (pushed meetings):"]
+    recorded = {m.id: m.recording for m in scenario.meetings}
+    lines += [
+        f"{m['id']:<8} {summary(m['insights'], recorded[m['id']])}"
+        for m in doc["meetings"]
+        if m["insights"]
+    ]
     counts = ", ".join(f"{k} {v}" for k, v in doc["counts"].items())
     lines += [
         "",

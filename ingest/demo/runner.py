@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
 import shutil
 import ssl
 import sys
@@ -22,7 +24,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from emulators.graph.world import World
-from emulators.scenario import Scenario
+from emulators.scenario import Scenario, User
+from ingest.demo.connect import connect
 from ingest.demo.processes import INGEST, Child, run_command, wait_http
 from ingest.embedded_redis import RedisServer, free_port
 from workers.ledger import Ledger
@@ -75,10 +78,19 @@ class Https:
         return json.loads(raw) if raw else None
 
 
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
 def _policy_toml(policy: dict[str, Any]) -> str:
-    lines = []
-    for key, value in policy.items():
-        lines.append(f"{key} = {json.dumps(value)}")  # JSON scalars and arrays are valid TOML
+    """The scenario's `policy` as a POLICY_FILE: keys, then each object as a `[table]`
+    (`trackers`). JSON strings, numbers, booleans and arrays are valid TOML values."""
+    plain = {k: v for k, v in policy.items() if not isinstance(v, dict)}
+    lines = [f"{_toml_key(k)} = {json.dumps(v)}" for k, v in plain.items()]
+    for key, table in policy.items():
+        if isinstance(table, dict):
+            lines.append(f"[{_toml_key(key)}]")
+            lines.extend(f"{_toml_key(str(k))} = {json.dumps(v)}" for k, v in table.items())
     return "\n".join(lines) + "\n"
 
 
@@ -128,6 +140,8 @@ class Demo:
                 "INGEST_TRANSCRIPT_WINDOW_SECONDS": str(self.options.transcript_window_s),
                 "INGEST_TRANSCRIPT_FIRST_INTERVAL_SECONDS": "2",
                 "INGEST_WORKER_HEARTBEAT_TTL": "6",
+                # Seals the connect flow's cookie and the connected user's tokens in Redis.
+                "INGEST_SECRET_KEY": secrets.token_urlsafe(32),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -190,8 +204,14 @@ class Demo:
             self.children[f"worker{n}"] = Child(f"worker{n}", [INGEST, "worker"], env, self.dir)
 
         eci = [u for u in opts.scenario.users if u.eci]
-        self.progress(f"registering {len(eci)} ECI users and ensuring subscriptions")
-        for user in eci:
+        connected = _connecting(opts.scenario)
+        if connected is not None:
+            # Signed in with delegated Files.Read: their recorded meetings get a link.
+            self.progress(f"connecting {connected.upn} through the connect flow (sign-in page)")
+            connect(env["INGEST_PUBLIC_URL"], connected.id, self.dir / "ca" / "ca.pem")
+        added = [u for u in eci if u is not connected]
+        self.progress(f"adding {len(added)} ECI users as an admin and ensuring subscriptions")
+        for user in added:
             run_command([INGEST, "users", "add", user.upn], env)
         run_command([INGEST, "subscriptions", "ensure"], env)
         return env
@@ -306,6 +326,16 @@ class Demo:
             print(f"demo files kept in {self.dir}", file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _connecting(scenario: Scenario) -> User | None:
+    """The ECI user the demo connects through the connect flow: the organizer of the first
+    recorded meeting (the others are added by an admin, whose recordings get no link)."""
+    eci = {u.upn.lower(): u for u in scenario.users if u.eci}
+    for meeting in scenario.meetings:
+        if meeting.recording and meeting.organizer.lower() in eci:
+            return eci[meeting.organizer.lower()]
+    return None
 
 
 def _settled(entry: dict[str, Any]) -> bool:

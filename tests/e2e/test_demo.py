@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from emulators.scenario import DEFAULT_PATH
+
 INGEST = str(Path(sys.executable).parent / "ingest")
 # Per meeting of emulators/scenarios/default.json: (decision, reason, outcome).
 EXPECTED = {
@@ -54,6 +56,11 @@ AUDIT_FIELDS = {
 pytestmark = pytest.mark.timeout(300)
 
 
+def load_scenario() -> dict[str, Any]:
+    scenario: dict[str, Any] = json.loads(DEFAULT_PATH.read_text())
+    return scenario
+
+
 def run_demo(tmp: Path, *flags: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     dump = tmp / "dump.json"
     env = {
@@ -92,6 +99,7 @@ def normalise(dump: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                         "Meeting_Key__c",
                         "Participant_Key__c",
                         "Transcript_Key__c",
+                        "Mention_Key__c",
                         "Email",
                         "Title",
                         "Name",
@@ -147,6 +155,17 @@ class TestDefaultScenario:
         doc, _, _ = plain
         assert doc["graph"]["recording_content_downloads"] == 0
         assert doc["graph"]["requests"] > 0
+
+    def test_recording_linked_only_for_the_connected_organizer(self, plain: Any) -> None:
+        """Alice connects through the connect flow (delegated Files.Read): her recorded m-001
+        gets its OneDrive link. Ben was added by an admin: his recorded m-002 gets none, as
+        do Chloe's m-009 and m-016."""
+        doc, _, stderr = plain
+        assert "connecting alice@contoso.com through the connect flow" in stderr
+        links = {m["id"]: m["insights"]["recording_url"] for m in doc["meetings"] if m["insights"]}
+        url = str(links.pop("m-001"))
+        assert url.startswith("https://") and "/Recordings/Fabrikam" in url, url
+        assert set(links.values()) == {None}
 
     def test_records_in_salesforce(self, plain: Any) -> None:
         doc, dump, _ = plain
@@ -221,6 +240,44 @@ class TestDefaultScenario:
         # m-011, written before its callRecord existed, gets the callRecord id in one more.
         workers, late = 2, 1
         assert doc["salesforce"]["api_calls"] <= 2 * pushed + workers + late
+
+    def test_insights_of_each_pushed_meeting(self, plain: Any) -> None:
+        """`insights` per meeting, read from Salesforce: only for pushed meetings; the solo
+        prep notes have one internal speaker and no customer story."""
+        doc, _, _ = plain
+        for m in doc["meetings"]:
+            assert (m["insights"] is not None) == (m["outcome"] == "pushed"), m["id"]
+        found = {m["id"]: m["insights"] for m in doc["meetings"] if m["insights"]}
+        for mid, i in found.items():
+            assert i["speaker_count"] >= 1 and 0 <= i["internal_talk_ratio"] <= 100, mid
+            assert i["longest_monologue_seconds"] > 0, mid
+        assert found["m-006"]["speaker_count"] == 1
+        assert found["m-006"]["internal_talk_ratio"] == 100
+        assert found["m-006"]["longest_customer_story_seconds"] is None
+        assert found["m-001"]["speaker_count"] == 3
+        assert found["m-002"]["speaker_count"] == 5
+
+    def test_trackers_write_mentions(self, plain: Any) -> None:
+        """The scenario's two trackers: whole words across the pushed meetings' transcripts,
+        one Teams_Meeting_Mention__c each (all under the 200 cap), counted on the meeting."""
+        doc, dump, _ = plain
+        trackers = load_scenario()["policy"]["trackers"]
+        assert len(trackers) == 2
+        mentions = {m["id"]: m["insights"]["mentions"] for m in doc["meetings"] if m["insights"]}
+        assert mentions["m-001"] == {"pricing": 4, "security": 2}  # quote, budget, three-year x2
+        assert mentions["m-009"] == {"security": 171}
+        assert mentions["m-011"] == mentions["m-014"] == {"pricing": 1}
+        assert mentions["m-012"] == {"pricing": 2}  # "trial" twice
+        assert mentions["m-002"] == mentions["m-019"] == {}
+        counts = {m["id"]: m["insights"]["mention_count"] for m in doc["meetings"] if m["insights"]}
+        assert counts == {mid: sum(by.values()) for mid, by in mentions.items()}
+        rows = dump["Teams_Meeting_Mention__c"]
+        assert len(rows) == sum(counts.values())
+        assert len({r["Mention_Key__c"] for r in rows}) == len(rows)
+        for r in rows:
+            assert r["Phrase__c"] in trackers[r["Tracker__c"]], r
+            assert r["Phrase__c"].casefold() in r["Snippet__c"].casefold(), r
+            assert len(r["Snippet__c"]) <= 255
 
     def test_progress_on_stderr(self, plain: Any) -> None:
         _, _, stderr = plain

@@ -158,6 +158,9 @@ BAD = [
     ("policy", {"min_duration_seconds": -5}, "policy.min_duration_seconds: must not be negative"),
     ("policy", {"excluded": "rival.com"}, "policy.excluded: must be a list"),
     ("policy", {"exclude": []}, "policy.exclude: unknown field"),
+    ("policy", {"trackers": ["Rival"]}, "policy.trackers: must be an object"),
+    ("policy", {"trackers": {"rivals": "Rival"}}, "policy.trackers.rivals: must be a list"),
+    ("policy", {"trackers": {"rivals": [""]}}, r"policy.trackers.rivals\[0\]: must be a non-empty"),
     ("salesforce", {"Contact": [1]}, r"salesforce.Contact\[0\]: must be an object"),
     ("salesforce", [], "salesforce: must be an object"),
 ]  # fmt: skip
