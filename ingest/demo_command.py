@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=150.0,
-        help="seconds to wait for every meeting to settle (default 150)",
+        default=None,
+        help="seconds to wait for every meeting to settle (default 150; 240 with --chaos, "
+        "whose faults cost retries)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the demo's logs and files")
     return parser
@@ -60,7 +61,7 @@ def main(argv: Sequence[str]) -> int:
         scenario=scenario,
         scenario_path=args.scenario,
         chaos=args.chaos,
-        timeout_s=args.timeout,
+        timeout_s=args.timeout if args.timeout is not None else (240.0 if args.chaos else 150.0),
         keep_dir=args.keep,
     )
     demo = Demo(options, progress)
