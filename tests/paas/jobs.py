@@ -1,0 +1,17 @@
+"""Jobs for the PaaS tests: one that takes a few seconds and counts its starts and its ends."""
+
+from __future__ import annotations
+
+import time
+
+from rq import get_current_job
+
+
+def slow(name: str, seconds: float) -> int:
+    """Runs `seconds`; a run cut short counts as started but not as done."""
+    job = get_current_job()
+    assert job is not None
+    started = int(job.connection.incr(f"test:started:{name}"))
+    time.sleep(seconds)
+    job.connection.incr(f"test:done:{name}")
+    return started
