@@ -35,8 +35,8 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
-from core import defaults, logs
-from core.exceptions import UpstreamTransient
+from core import checks, defaults, logs
+from core.exceptions import ConfigurationError, UpstreamTransient
 from core.settings import Settings
 from workers import outage, policy_config, usage
 from workers.context import WorkerContext, current, install, reset
@@ -232,10 +232,22 @@ def check_domains(settings: Settings, conn: redis.Redis) -> None:
         log.warning("tenant_domains_unreadable", error=str(exc))
 
 
+def _refuse_an_untrusted_redis(settings: Settings, conn: redis.Redis) -> None:
+    """A Redis whose TLS certificate is refused stops the start in one line (exit 2): the
+    work loop would wait for it forever. Redis merely away is waited for (outage above)."""
+    try:
+        conn.ping()
+    except redis.RedisError as exc:
+        failure = checks.redis_unreachable(settings.redis_url, exc)
+        if isinstance(failure, ConfigurationError):
+            raise failure from None
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     check(settings)
     logs.configure()
     conn = redis.Redis.from_url(settings.redis_url)
+    _refuse_an_untrusted_redis(settings, conn)
     install(WorkerContext(settings, conn))
     try:
         check_domains(settings, conn)
