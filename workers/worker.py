@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, TypeVar
 
 import redis
@@ -38,7 +39,7 @@ from rq.worker import WorkerStatus
 from core import checks, defaults, logs
 from core.exceptions import ConfigurationError, UpstreamTransient
 from core.settings import Settings
-from workers import outage, policy_config, usage
+from workers import outage, policy_config, shutdown, usage
 from workers.context import WorkerContext, current, install, reset
 from workers.graph.api import GraphApi
 from workers.graph.client import graph
@@ -84,11 +85,36 @@ class IngestWorker(SimpleWorker):
     """A SimpleWorker that keeps a running job's registry entry alive from a thread."""
 
     heartbeat_ttl: int = defaults.WORKER_HEARTBEAT_TTL_SECONDS
+    death_penalty_class = shutdown.GraceDeathPenalty  # a job past the SIGTERM grace goes back
     # RQ's own backoff while it waits for a job and Redis is away (its default grows to 60 s).
     max_connection_wait_time = outage.MAX_WAIT_SECONDS
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self.heartbeat_ttl
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """RQ's warm shutdown (idle: leave now; busy: after the job), and a busy worker's job
+        ends at the shutdown grace (workers/shutdown.py)."""
+        super().request_stop(signum, frame)
+        shutdown.arm()
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        if not shutdown.putting_back(job.id):  # a put-back logs one line of its own below
+            super().handle_exception(job, *exc_info)
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None,
+                           exc_string: str = "", execution: Any = None) -> None:  # fmt: skip
+        if not shutdown.fired(job.id):
+            super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+            return
+        with self.connection.pipeline() as pipe:
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+            # Out of the started registry and onto the queue in one transaction: no moment
+            # when a crash could lose it. (enqueue_job would open a second MULTI for the
+            # job's dependencies; a job that ran has none left to check.)
+            queue._enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
+        log.warning("job_put_back", job_id=job.id, reason="worker shutting down")
 
     def _stopping(self) -> bool:
         return bool(self._stop_requested)
@@ -107,6 +133,11 @@ class IngestWorker(SimpleWorker):
                           lambda: SimpleWorker.check_for_suspension(self, burst))  # fmt: skip
 
     def run_maintenance_tasks(self) -> None:
+        if self._stop_requested:
+            # RQ's maintenance starts the scheduler again when it is not running, and a
+            # stopping worker has just stopped its own: the new one would be forked only to be
+            # ended again (and, forked from a threaded process, could hang the exit).
+            return
         self._until_redis("maintenance", super().run_maintenance_tasks)
 
     def clean_registries(self) -> None:

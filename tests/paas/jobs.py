@@ -15,3 +15,14 @@ def slow(name: str, seconds: float) -> int:
     time.sleep(seconds)
     job.connection.incr(f"test:done:{name}")
     return started
+
+
+def slow_first_time(name: str, seconds: float) -> int:
+    """Runs `seconds` the first time, at once after."""
+    job = get_current_job()
+    assert job is not None
+    started = int(job.connection.incr(f"test:started:{name}"))
+    if started == 1:
+        time.sleep(seconds)
+    job.connection.incr(f"test:done:{name}")
+    return started

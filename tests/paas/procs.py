@@ -35,15 +35,25 @@ class Process:
     """One `ingest` process; its stderr goes to a file that the test reads at the end."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        full = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "SF_"))}
-        full.update(env)
-        full.update(PYTHONPATH=str(ROOT), INGEST_WORKER_HEARTBEAT_TTL=str(HEARTBEAT_TTL))
+        self.args = args
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "SF_"))}
+        self.env.update(env)
+        self.env.update(PYTHONPATH=str(ROOT), INGEST_WORKER_HEARTBEAT_TTL=str(HEARTBEAT_TTL))
         self.log = log
         self._err: IO[bytes] = log.open("wb")
-        self.proc = subprocess.Popen(
-            [INGEST, *args], env=full, stdout=subprocess.DEVNULL, stderr=self._err,
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        self._proc = subprocess.Popen(
+            [INGEST, *self.args], env=self.env, stdout=subprocess.DEVNULL, stderr=self._err,
             start_new_session=True,
         )  # fmt: skip
+        return self
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        assert self._proc is not None, "not started"
+        return self._proc
 
     @property
     def pid(self) -> int:
@@ -53,8 +63,12 @@ class Process:
         """What Heroku does at a restart or scale-down: SIGTERM to every process of the dyno."""
         os.killpg(self.proc.pid, signal.SIGTERM)
 
-    def wait(self, seconds: float) -> int:
-        return self.proc.wait(seconds)
+    def wait(self, seconds: float) -> int | None:
+        """The exit status, or None if the process still runs after `seconds`."""
+        try:
+            return self.proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stderr(self) -> str:
         if not self._err.closed:
@@ -62,7 +76,7 @@ class Process:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        if self._proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
@@ -75,6 +89,10 @@ class Receiver(Process):
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         super().__init__(["serve", "--host", "127.0.0.1"], {**env, "PORT": str(self.port)}, log)
+
+    def start(self) -> Receiver:
+        super().start()
+        return self
 
     def get(self, path: str) -> int:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)

@@ -36,7 +36,7 @@ def test_sigterm_lets_a_body_in_flight_finish(
 ) -> None:
     register_known(redis_conn)
     receiver = Receiver({"REDIS_URL": redis_url, "GRAPH_TENANT_ID": p.TENANT},
-                        tmp_path / "serve.log")  # fmt: skip
+                        tmp_path / "serve.log").start()  # fmt: skip
     with running(receiver):
         receiver.wait_listening()
         body = json.dumps(p.body(p.call_record())).encode()
@@ -70,7 +70,7 @@ def test_sigterm_lets_a_body_in_flight_finish(
 @pytest.mark.timeout(60)
 def test_sigterm_when_idle_exits_at_once(redis_url: str, tmp_path: Path) -> None:
     receiver = Receiver({"REDIS_URL": redis_url, "GRAPH_TENANT_ID": p.TENANT},
-                        tmp_path / "serve.log")  # fmt: skip
+                        tmp_path / "serve.log").start()  # fmt: skip
     with running(receiver):
         receiver.wait_listening()
         signalled = time.monotonic()

@@ -82,7 +82,7 @@ class TestOverTls:
     ) -> None:
         register_known(tls_conn)
         receiver = Receiver({"REDIS_URL": tls_server.url(tls_db), "GRAPH_TENANT_ID": p.TENANT},
-                            tmp_path / "serve.log")  # fmt: skip
+                            tmp_path / "serve.log").start()  # fmt: skip
         with running(receiver):
             receiver.wait_listening()
             assert receiver.get("/readyz") == 200, receiver.stderr()
@@ -96,7 +96,7 @@ class TestOverTls:
     ) -> None:
         queue = Queue("ingest", connection=tls_conn, serializer=JSONSerializer)
         job = queue.enqueue("tests.paas.jobs.slow", "tls", 0)
-        worker = Process(["worker"], configured(tls_server.url(tls_db)), tmp_path / "w.log")
+        worker = Process(["worker"], configured(tls_server.url(tls_db)), tmp_path / "w.log").start()
         with running(worker):
             assert wait_for(lambda: job.get_status(refresh=True) == "finished", 30), worker.stderr()
             # RQ's scheduler, a process of its own, reached Redis over TLS too.
@@ -128,8 +128,8 @@ class TestVerifiedCertificate:
 
     @pytest.mark.timeout(60)
     def test_receiver(self, tls_server: TlsRedisServer, tmp_path: Path) -> None:
-        receiver = Receiver({"REDIS_URL": tls_server.url(cert_reqs=None),
-                             "GRAPH_TENANT_ID": p.TENANT}, tmp_path / "serve.log")  # fmt: skip
+        env = {"REDIS_URL": tls_server.url(cert_reqs=None), "GRAPH_TENANT_ID": p.TENANT}
+        receiver = Receiver(env, tmp_path / "serve.log").start()
         with running(receiver):
             receiver.wait_listening()
             assert receiver.get("/readyz") == 503

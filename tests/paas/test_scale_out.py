@@ -45,8 +45,8 @@ def test_two_receivers_two_workers_one_redis(
             client_state=p.CR_STATE, tenant_id=tenant, expires_at="2099-01-01T00:00:00+00:00",
         ))  # fmt: skip
         env = stack.env()
-        receivers = [Receiver(env, tmp_path / f"web{i}.log") for i in (1, 2)]
-        workers = [Process(["worker"], env, tmp_path / f"worker{i}.log") for i in (1, 2)]
+        receivers = [Receiver(env, tmp_path / f"web{i}.log").start() for i in (1, 2)]
+        workers = [Process(["worker"], env, tmp_path / f"worker{i}.log").start() for i in (1, 2)]
         with running(*receivers, *workers):
             for receiver in receivers:
                 receiver.wait_listening()
