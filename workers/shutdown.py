@@ -17,9 +17,12 @@ from __future__ import annotations
 import signal
 import time
 from types import FrameType
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from rq import Queue
+from rq.job import Job
 from rq.timeouts import UnixSignalDeathPenalty
+from rq.worker import BaseWorker
 
 from core import logs
 
@@ -76,3 +79,15 @@ def fired(job_id: str) -> bool:
         return False
     GraceDeathPenalty.fired_for = None
     return True
+
+
+def put_back(worker: BaseWorker, job: Job, queue: Queue, execution: Any) -> None:
+    """The interrupted job back at the front of its queue, its retries untouched."""
+    with worker.connection.pipeline() as pipe:
+        worker.cleanup_execution(job, pipeline=pipe, execution=execution)
+        # Out of the started registry and onto the queue in one transaction: no moment when a
+        # crash could lose it. (enqueue_job would open a second MULTI for the job's
+        # dependencies; a job that ran has none left to check.)
+        queue._enqueue_job(job, pipeline=pipe, at_front=True)
+        pipe.execute()
+    log.warning("job_put_back", job_id=job.id, reason="worker shutting down")

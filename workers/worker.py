@@ -13,6 +13,9 @@ job would sit in the started registry for the job timeout plus a minute. This wo
 renews the job's entry from a thread every third of `worker_heartbeat_ttl` instead, and
 runs maintenance every half of it: a job whose worker was killed is retried by another
 worker within about one and a half `worker_heartbeat_ttl` (plus the job's retry interval).
+
+SIGTERM (a PaaS restarting or scaling down): RQ's warm shutdown lets the running job finish;
+one that outlives the platform's grace goes back to its queue (workers/shutdown.py).
 """
 
 from __future__ import annotations
@@ -107,14 +110,7 @@ class IngestWorker(SimpleWorker):
         if not shutdown.fired(job.id):
             super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
             return
-        with self.connection.pipeline() as pipe:
-            self.cleanup_execution(job, pipeline=pipe, execution=execution)
-            # Out of the started registry and onto the queue in one transaction: no moment
-            # when a crash could lose it. (enqueue_job would open a second MULTI for the
-            # job's dependencies; a job that ran has none left to check.)
-            queue._enqueue_job(job, pipeline=pipe, at_front=True)
-            pipe.execute()
-        log.warning("job_put_back", job_id=job.id, reason="worker shutting down")
+        shutdown.put_back(self, job, queue, execution)
 
     def _stopping(self) -> bool:
         return bool(self._stop_requested)
