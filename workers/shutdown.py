@@ -31,8 +31,10 @@ GRACE_SECONDS = 20  # then the put-back itself and the exit, well within the pla
 log = logs.get_logger("workers.shutdown")
 
 
-class PutBack(Exception):
-    """Raised in a job that outlived the shutdown grace: the worker requeues it."""
+class PutBack(BaseException):
+    """Raised in a job that outlived the shutdown grace: the worker requeues it. A
+    BaseException, as KeyboardInterrupt is: a job's `except Exception` (which records a
+    failed push, say) must not take the shutdown for the job's own failure."""
 
 
 class GraceDeathPenalty(UnixSignalDeathPenalty):

@@ -18,11 +18,16 @@ def slow(name: str, seconds: float) -> int:
 
 
 def slow_first_time(name: str, seconds: float) -> int:
-    """Runs `seconds` the first time, at once after."""
+    """Runs `seconds` the first time, at once after; what it catches as its own failure (as
+    the product's jobs record a failed push) it counts."""
     job = get_current_job()
     assert job is not None
     started = int(job.connection.incr(f"test:started:{name}"))
     if started == 1:
-        time.sleep(seconds)
+        try:
+            time.sleep(seconds)
+        except Exception:
+            job.connection.incr(f"test:caught:{name}")
+            raise
     job.connection.incr(f"test:done:{name}")
     return started

@@ -85,6 +85,7 @@ def test_a_job_past_the_grace_goes_back_with_its_retries(
         assert job.retries_left == 2  # a shutdown is not the job's failure
         assert redis_conn.lrange("rq:queue:ingest", 0, -1) == [job.id.encode()]
         assert redis_conn.get("test:done:b") is None  # cut short, not run to its end
+        assert redis_conn.get("test:caught:b") is None  # not a failure of the job's own
         second.start()
         assert wait_for(lambda: job.get_status(refresh=True) == "finished", 30), second.stderr()
     assert redis_conn.get("test:started:b") == b"2"
