@@ -1,7 +1,8 @@
 """A job still running when the platform's shutdown grace runs out is put back on its queue.
 
-A PaaS stops a worker with SIGTERM and kills it 30 s later (Heroku: "If any processes remain
-after 30 seconds, the dyno manager sends SIGKILL"). RQ's warm shutdown lets the running job
+A PaaS stops a worker with SIGTERM and kills it 30 s later (Heroku, dyno-shutdown-behavior:
+"Have them finish their current requests, or put jobs back on the queue for other worker
+processes to handle"; what remains after 30 s gets SIGKILL). RQ's warm shutdown lets the running job
 finish; most end in seconds. One that is still running GRACE_SECONDS after the SIGTERM (a
 Salesforce or Graph throttle it waits out, say) is interrupted in the worker's own process,
 where its locks are released as the exception unwinds, and goes back to the front of its

@@ -1,7 +1,8 @@
 """`ingest serve`: run the receiver until SIGTERM, then drain it.
 
-A PaaS stops a process with SIGTERM and kills it 30 s later (Heroku: "If any processes
-remain after 30 seconds, the dyno manager sends SIGKILL"). aiohttp's own shutdown
+A PaaS stops a process with SIGTERM and kills it 30 s later (Heroku, dyno-shutdown-behavior:
+"If any processes remain after that time period, the dyno manager terminates them forcefully
+with SIGKILL"). aiohttp's own shutdown
 (`web.run_app`) stops reading every connection at once, so a notification whose body was
 still arriving got no answer and Graph had to send it again. Here SIGTERM first closes the
 listening socket (new connections are refused; the platform's router sends them to another

@@ -1,9 +1,13 @@
 """SIGTERM drains `ingest serve`: the request in flight finishes, new connections are
 refused, and the process exits 0 within Heroku's 30 s.
 
-Heroku: "the dyno manager sends SIGTERM to all processes in the dyno ... If any processes
-remain after 30 seconds, the dyno manager sends SIGKILL" (devcenter.heroku.com/articles/dynos,
-"Graceful shutdown with SIGTERM")."""
+Heroku (devcenter.heroku.com/articles/dyno-shutdown-behavior): "This signal sends to all
+processes in the dyno." "The application processes have 30 seconds to shut down cleanly, the
+quicker the better. If any processes remain after that time period, the dyno manager
+terminates them forcefully with SIGKILL." "Try to prevent your processes from accepting new
+requests or jobs. Have them finish their current requests, or put jobs back on the queue for
+other worker processes to handle."
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""A redis-server that speaks TLS only, with a self-signed certificate, as Redis add-ons do
-(Heroku Key-Value Store: "uses self-signed certificates ... set ssl_cert_reqs to none")."""
+"""A redis-server that speaks TLS only, with a self-signed certificate, as managed Redis
+add-ons do (Heroku's TLS plans present a chain that clients refuse as "self signed
+certificate in certificate chain" unless told not to verify it)."""
 
 from __future__ import annotations
 
