@@ -8,17 +8,18 @@ and says why in one line (DESIGN §3.3).
 from __future__ import annotations
 
 import re
+import ssl
 import tomllib
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.exceptions import ConfigurationError
+from core.exceptions import ConfigurationError, IngestError, UpstreamTransient
 
 _API_VERSION = re.compile(r"\d{2,3}\.0")
 MIN_SF_API_VERSION = 46  # composite upserts by external id with allOrNone (reference/salesforce.md)
@@ -43,9 +44,22 @@ def sf_api_version(value: str) -> str:
     return value
 
 
+_CERT_REQS = ("none", "optional", "required")  # redis-py's values of ssl_cert_reqs
+_TRUST_HINT = (
+    "the Redis server's TLS certificate is not trusted (certificate verify failed); "
+    "for an add-on with a self-signed certificate end REDIS_URL with ?ssl_cert_reqs=none"
+)
+
+
 def redis_url(value: str) -> str:
-    """redis://, rediss:// with host and a numeric port, or unix:///path/to/socket."""
+    """redis://, rediss:// with host and a numeric port, or unix:///path/to/socket;
+    `ssl_cert_reqs`, when given, one of redis-py's values."""
     parts = urlsplit(value)
+    for reqs in parse_qs(parts.query).get("ssl_cert_reqs", []):
+        if reqs.lower() not in _CERT_REQS:
+            raise ConfigurationError(
+                "REDIS_URL", f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}, got {reqs!r}"
+            )
     if parts.scheme == "unix":
         if not parts.path:
             raise ConfigurationError("REDIS_URL", "a unix:// URL needs the socket's path")
@@ -58,6 +72,30 @@ def redis_url(value: str) -> str:
     if db and not db.isdigit():
         raise ConfigurationError("REDIS_URL", f"the database must be a number, got {db!r}")
     return value
+
+
+def redis_safe(url: str) -> str:
+    """The Redis URL without its password (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}:{parts.port or 6379}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def redis_unreachable(url: str, exc: BaseException) -> IngestError:
+    """What a failed connection to Redis means, in one line: a ConfigurationError when the
+    server's certificate was refused (waiting will not fix it), else UpstreamTransient."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # redis-py wraps the ssl error once or twice; a chain may loop
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError) or (
+            "CERTIFICATE_VERIFY_FAILED" in str(seen)
+        ):
+            return ConfigurationError("REDIS_URL", _TRUST_HINT)
+        seen = seen.__cause__ or seen.__context__
+    return UpstreamTransient(f"Redis at {redis_safe(url)} is unreachable: {type(exc).__name__}")
 
 
 def port(name: str, raw: str) -> int:

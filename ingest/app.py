@@ -25,6 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from core import checks
 from core.exceptions import Drop
 from core.settings import Settings
 from ingest import connect, ops
@@ -282,8 +283,9 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
         try:
             info = await conn.info("server")
             version = tuple(int(p) for p in str(info["redis_version"]).split(".")[:3])  # type: ignore[assignment]
-        except RedisError:
-            log.warning("redis_unreachable_at_start", hint="the receiver answers 503 until it is")
+        except RedisError as exc:
+            log.warning("redis_unreachable_at_start", hint="the receiver answers 503 until it is",
+                        error=str(checks.redis_unreachable(settings.redis_url, exc)))  # fmt: skip
         app[REDIS] = conn
         app[ENQUEUER] = Enqueuer(conn, settings.queue, settings.dedupe_ttl_seconds, version)
         yield

@@ -12,8 +12,7 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from core import times
-from core.exceptions import UpstreamTransient
+from core import checks, times
 from core.settings import Settings
 from ingest import health
 from workers import registry
@@ -77,18 +76,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         doc = collect(settings, conn)
     except redis.RedisError as exc:
-        raise UpstreamTransient(f"Redis at {_safe(settings.redis_url)} is unreachable: "
-                                f"{type(exc).__name__}") from None  # fmt: skip
+        raise checks.redis_unreachable(settings.redis_url, exc) from None
     print(json.dumps(doc) if args.json else render(doc))
     return 0
-
-
-def _safe(url: str) -> str:
-    """The Redis URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}:{parts.port or 6379}"
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url

@@ -13,6 +13,9 @@ job would sit in the started registry for the job timeout plus a minute. This wo
 renews the job's entry from a thread every third of `worker_heartbeat_ttl` instead, and
 runs maintenance every half of it: a job whose worker was killed is retried by another
 worker within about one and a half `worker_heartbeat_ttl` (plus the job's retry interval).
+
+SIGTERM (a PaaS restarting or scaling down): RQ's warm shutdown lets the running job finish;
+one that outlives the platform's grace goes back to its queue (workers/shutdown.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, TypeVar
 
 import redis
@@ -35,10 +39,10 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
-from core import defaults, logs
-from core.exceptions import UpstreamTransient
+from core import checks, defaults, logs
+from core.exceptions import ConfigurationError, UpstreamTransient
 from core.settings import Settings
-from workers import outage, policy_config, usage
+from workers import outage, policy_config, shutdown, usage
 from workers.context import WorkerContext, current, install, reset
 from workers.graph.api import GraphApi
 from workers.graph.client import graph
@@ -84,11 +88,29 @@ class IngestWorker(SimpleWorker):
     """A SimpleWorker that keeps a running job's registry entry alive from a thread."""
 
     heartbeat_ttl: int = defaults.WORKER_HEARTBEAT_TTL_SECONDS
+    death_penalty_class = shutdown.GraceDeathPenalty  # a job past the SIGTERM grace goes back
     # RQ's own backoff while it waits for a job and Redis is away (its default grows to 60 s).
     max_connection_wait_time = outage.MAX_WAIT_SECONDS
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self.heartbeat_ttl
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """RQ's warm shutdown (idle: leave now; busy: after the job), and a busy worker's job
+        ends at the shutdown grace (workers/shutdown.py)."""
+        super().request_stop(signum, frame)
+        shutdown.arm()
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        if not shutdown.putting_back(job.id):  # a put-back logs one line of its own below
+            super().handle_exception(job, *exc_info)
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None,
+                           exc_string: str = "", execution: Any = None) -> None:  # fmt: skip
+        if not shutdown.fired(job.id):
+            super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+            return
+        shutdown.put_back(self, job, queue, execution)
 
     def _stopping(self) -> bool:
         return bool(self._stop_requested)
@@ -107,6 +129,11 @@ class IngestWorker(SimpleWorker):
                           lambda: SimpleWorker.check_for_suspension(self, burst))  # fmt: skip
 
     def run_maintenance_tasks(self) -> None:
+        if self._stop_requested:
+            # RQ's maintenance starts the scheduler again when it is not running, and a
+            # stopping worker has just stopped its own: the new one would be forked only to be
+            # ended again (and, forked from a threaded process, could hang the exit).
+            return
         self._until_redis("maintenance", super().run_maintenance_tasks)
 
     def clean_registries(self) -> None:
@@ -232,10 +259,22 @@ def check_domains(settings: Settings, conn: redis.Redis) -> None:
         log.warning("tenant_domains_unreadable", error=str(exc))
 
 
+def _refuse_an_untrusted_redis(settings: Settings, conn: redis.Redis) -> None:
+    """A Redis whose TLS certificate is refused stops the start in one line (exit 2): the
+    work loop would wait for it forever. Redis merely away is waited for (outage above)."""
+    try:
+        conn.ping()
+    except redis.RedisError as exc:
+        failure = checks.redis_unreachable(settings.redis_url, exc)
+        if isinstance(failure, ConfigurationError):
+            raise failure from None
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     check(settings)
     logs.configure()
     conn = redis.Redis.from_url(settings.redis_url)
+    _refuse_an_untrusted_redis(settings, conn)
     install(WorkerContext(settings, conn))
     try:
         check_domains(settings, conn)

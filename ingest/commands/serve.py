@@ -1,16 +1,58 @@
-"""`ingest serve`: run the receiver until SIGTERM."""
+"""`ingest serve`: run the receiver until SIGTERM, then drain it.
+
+A PaaS stops a process with SIGTERM and kills it 30 s later (Heroku, dyno-shutdown-behavior:
+"If any processes remain after that time period, the dyno manager terminates them forcefully
+with SIGKILL"). aiohttp's own shutdown
+(`web.run_app`) stops reading every connection at once, so a notification whose body was
+still arriving got no answer and Graph had to send it again. Here SIGTERM first closes the
+listening socket (new connections are refused; the platform's router sends them to another
+`web` process), then waits for the requests in flight to be answered, and only then lets
+aiohttp close what is left.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gc
+import signal
+import time
 
 from aiohttp import web
 
 from core import defaults, logs
 from core.exceptions import ConfigurationError
 from core.settings import Settings
-from ingest.app import create_app
+from ingest.app import Handler, create_app
+
+# The wait for requests in flight, then aiohttp's own (which cancels what still runs): both
+# within Heroku's 30 s. A body must arrive within BODY_TIMEOUT_SECONDS, so a request in
+# flight ends well before DRAIN_SECONDS unless Redis is down, when it answers 503 in time.
+DRAIN_SECONDS = 20.0
+SHUTDOWN_SECONDS = 5.0
+
+log = logs.get_logger("ingest.serve")
+
+
+class InFlight:
+    """Counts the requests being handled (the outermost middleware)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.count += 1
+        self.idle.clear()
+        try:
+            return await handler(request)
+        finally:
+            self.count -= 1
+            if not self.count:
+                self.idle.set()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -19,13 +61,36 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     port = settings.port if args.port is None else args.port
     if not 0 < port < 65536:
         raise ConfigurationError("--port", "must be between 1 and 65535")
-    logs.get_logger("ingest.serve").info("receiver_starting", host=host, port=port)
+    log.info("receiver_starting", host=host, port=port)
     app = create_app(settings)
     app.on_startup.append(_settle)
-    # Graph allows 3 s per notification; a shutdown waits for requests in flight.
-    web.run_app(app, host=host, port=port, access_log=None, print=None,
-                shutdown_timeout=10)  # fmt: skip
+    in_flight = InFlight()
+    app.middlewares.insert(0, in_flight.middleware)
+    asyncio.run(_serve(app, host, port, in_flight))
     return 0
+
+
+async def _serve(app: web.Application, host: str, port: int, in_flight: InFlight) -> None:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=SHUTDOWN_SECONDS)  # fmt: skip
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        started = time.monotonic()
+        await site.stop()  # the listening socket closes: new connections are refused
+        log.info("receiver_draining", requests_in_flight=in_flight.count)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(in_flight.idle.wait(), DRAIN_SECONDS)
+        log.info("receiver_stopping", requests_in_flight=in_flight.count,
+                 drained_in_seconds=round(time.monotonic() - started, 3))  # fmt: skip
+    finally:
+        await runner.cleanup()  # idle keep-alive connections close; what runs is cancelled
 
 
 async def _settle(app: web.Application) -> None:
