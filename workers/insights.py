@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from workers.meeting import ResolvedMeeting
-from workers.vtt import Cue, Transcript
+from workers.vtt import Cue, Transcript, fit_lines
 
 NEXT_STEPS_LIMIT = 1000  # Teams_Meeting__c.Next_Steps__c, in characters
 
@@ -148,22 +148,10 @@ def next_steps(transcripts: Sequence[Transcript], limit: int = NEXT_STEPS_LIMIT)
                 line = f"{cue.speaker}: {sentence}" if cue.speaker else sentence
                 if line not in lines:
                     lines.append(line)
-    kept: list[str] = []
-    used = 0
-    for line in lines:
-        cost = _utf16_len(line) + (1 if kept else 0)
-        if used + cost > limit:
-            break
-        kept.append(line)
-        used += cost
+    kept = fit_lines(lines, limit)
     if not kept and lines:  # one sentence longer than the field: its beginning
         return lines[0].encode("utf-16-le")[: 2 * limit].decode("utf-16-le", "ignore")
     return "\n".join(kept) or None
-
-
-def _utf16_len(text: str) -> int:
-    """Length as Salesforce counts it, in UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def compute(meeting: ResolvedMeeting, transcripts: Sequence[Transcript]) -> Insights:

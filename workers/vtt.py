@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.exceptions import BadInput
@@ -88,14 +89,7 @@ class Transcript:
         if limit < 0:
             raise ValueError("limit must be 0 or more")
         lines = self.lines()
-        kept: list[str] = []
-        used = 0
-        for line in lines:
-            cost = _utf16_len(line) + (1 if kept else 0)
-            if used + cost > limit:
-                break
-            kept.append(line)
-            used += cost
+        kept = fit_lines(lines, limit)
         if len(kept) == len(lines):
             return "\n".join(kept), False
         if not kept:
@@ -103,7 +97,22 @@ class Transcript:
         return "\n".join(kept), True
 
 
-def _utf16_len(text: str) -> int:
+def fit_lines(lines: Sequence[str], limit: int) -> list[str]:
+    """The first lines that fit `limit` joined by newlines, counted in UTF-16 code units as
+    Salesforce counts a text field's length."""
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        cost = utf16_len(line) + (1 if kept else 0)
+        if used + cost > limit:
+            break
+        kept.append(line)
+        used += cost
+    return kept
+
+
+def utf16_len(text: str) -> int:
+    """Length as Salesforce counts it, in UTF-16 code units."""
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
