@@ -12,7 +12,6 @@ from typing import Any
 
 import redis
 
-from core.settings import Settings
 from emulators.salesforce.app import Config
 from emulators.salesforce.metadata import DEFAULT_DIR
 from tests.workers.test_salesforce_stage import Server, ca_dir, cue, meeting, server
@@ -124,11 +123,7 @@ class TestPushRemembers:
     ) -> None:
         policy = tmp_path / "policy.toml"
         policy.write_text('[trackers]\ncompetitors = ["Rival"]\npricing = ["discount"]\n')
-        settings = Settings(
-            sf_instance_url=server.base, sf_client_id="emulator-app",
-            sf_client_secret="emulator-secret", ca_bundle=server.ca_dir / "ca.pem",
-            policy_file=policy,
-        )  # fmt: skip
+        settings = server.settings(policy_file=policy)
         context.install(context.WorkerContext(settings, redis_conn))
         try:
             stage.push(recorded())

@@ -62,6 +62,16 @@ class Server(harness.Server):
     def calls(self) -> int:
         return int(self.stats()["api_calls"])
 
+    def settings(self, **more: Any) -> Settings:
+        """The product's settings pointed at this emulator."""
+        return Settings(
+            sf_instance_url=self.base,
+            sf_client_id="emulator-app",
+            sf_client_secret="emulator-secret",
+            ca_bundle=self.ca_dir / "ca.pem",
+            **more,
+        )
+
 
 @pytest.fixture(scope="module")
 def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -723,12 +733,7 @@ class TestPushFromWorkerContext:
     """`push` uses the worker process's one connection, built and checked on first use."""
 
     def test_push(self, server: Server, redis_conn: redis.Redis) -> None:
-        settings = Settings(
-            sf_instance_url=server.base,
-            sf_client_id="emulator-app",
-            sf_client_secret="emulator-secret",
-            ca_bundle=server.ca_dir / "ca.pem",
-        )
+        settings = server.settings()
         context.install(context.WorkerContext(settings, redis_conn))
         try:
             first = stage.push(meeting())

@@ -8,7 +8,6 @@ import dataclasses
 import pytest
 import redis
 
-from core.settings import Settings
 from tests.workers.test_salesforce_stage import (
     Server,
     ca_dir,
@@ -94,12 +93,7 @@ class TestCallRecordFilledLater:
     on the same row (an upsert by external id), nothing else touched."""
 
     def test_one_call_same_row(self, server: Server, redis_conn: redis.Redis) -> None:
-        settings = Settings(
-            sf_instance_url=server.base,
-            sf_client_id="emulator-app",
-            sf_client_secret="emulator-secret",
-            ca_bundle=server.ca_dir / "ca.pem",
-        )
+        settings = server.settings()
         context.install(context.WorkerContext(settings, redis_conn))
         try:
             early = dataclasses.replace(meeting("m-late"), call_record_id=None)
