@@ -15,7 +15,9 @@ from emulators.tls import server_context
 async def serve_forever(
     app: web.Application, host: str, port: int, ca_dir: Path, name: str
 ) -> None:
-    """Serve `app` on https://host:port; print one ready line on stdout; stop on SIGTERM/SIGINT."""
+    """Serve `app` on https://host:port; print one ready line on stdout; stop on SIGTERM/SIGINT.
+
+    Port 0 lets the kernel choose: the ready line names the port it chose."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=server_context(ca_dir))
@@ -24,7 +26,8 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"{name} emulator listening on https://{host}:{port}", flush=True)
+    bound = runner.addresses[0][1] if runner.addresses else port
+    print(f"{name} emulator listening on https://{host}:{bound}", flush=True)
     try:
         await stop.wait()
     finally:

@@ -35,6 +35,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _server_pid(port: int) -> int | None:
+    """The process id of the Redis server answering on `port`, or None if none answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"INFO server\r\n")
+            reply = b""
+            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = s.recv(4096)
+                if not chunk or len(reply) > 65536:
+                    return None
+                reply += chunk
+    except OSError:
+        return None
+    for line in reply.split(b"\r\n"):
+        if line.startswith(b"process_id:"):
+            return int(line.split(b":", 1)[1])
+    return None
+
+
 class RedisServer:
     """One redis-server process on loopback, with nothing persisted unless `persist` (an
     append-only file written at every command, so that `restart` keeps every key)."""
@@ -45,12 +64,27 @@ class RedisServer:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="ingest-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self._started = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self) -> RedisServer:
+        """Start on this server's port. A first start whose port another process took in the
+        meantime tries a fresh one; a restart keeps its port (clients hold its URL)."""
+        for _ in range(5):
+            if self._launch():
+                self._started = True
+                return self
+            if self._started:
+                break
+            self.port = free_port()
+        self.stop()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def _launch(self) -> bool:
+        """Run redis-server on self.port; True once *that process* answers there."""
         args = [
             redis_server_binary(self.prefer_system),
             "--port", str(self.port), "--bind", "127.0.0.1",
@@ -61,15 +95,17 @@ class RedisServer:
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+            if self.proc.poll() is not None:
+                return False  # it could not bind: the port was taken
+            pid = _server_pid(self.port)
+            if pid == self.proc.pid:
+                return True
+            if pid is not None:  # another server holds the port; ours will give up
+                self.halt()
+                return False
+            time.sleep(0.05)
+        self.halt()
+        return False
 
     def halt(self) -> None:
         """Stop the server process, keeping its directory (and, persisted, its data)."""

@@ -42,10 +42,13 @@ class Child:
             if "listening on" in line:
                 self._ready.set()
 
-    def wait_ready_line(self, timeout: float) -> None:
-        """Wait for the child's `... listening on ...` line (the emulators print one)."""
+    def wait_ready_line(self, timeout: float) -> int:
+        """Wait for the child's `... listening on https://host:PORT` line (the emulators print
+        one); the port it names (started with `--port 0`, the one the kernel chose)."""
         if not self._ready.wait(timeout) or self.proc.poll() is not None:
             raise RuntimeError(f"{self.name} did not start; see {self.log_path}")
+        line = next(line for line in self.lines if "listening on" in line)
+        return int(line.rsplit(":", 1)[1])
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the chaos run's crash)."""
@@ -63,10 +66,12 @@ class Child:
         self._log.close()
 
 
-def wait_http(url: str, timeout: float) -> None:
-    """Wait until `url` answers 200 (the receiver's /healthz)."""
+def wait_http(url: str, timeout: float, alive: Child | None = None) -> None:
+    """Wait until `url` answers 200 (the receiver's /healthz), or until `alive` has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if alive is not None and alive.proc.poll() is not None:
+            return
         try:
             with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == 200:

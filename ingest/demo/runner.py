@@ -156,50 +156,40 @@ class Demo:
     def start(self) -> dict[str, str]:
         opts = self.options
         redis_url = self._redis_url()
-        graph_port, sf_port, receiver_port = free_port(), free_port(), free_port()
-        env = self._env(redis_url, graph_port, sf_port, receiver_port)
-        self.env = env
         ca_dir = str(self.dir / "ca")
         scenario_args = ["--scenario", str(opts.scenario_path)] if opts.scenario_path else []
         self.progress("starting the Graph and Salesforce emulators")
-        graph_args = [
-            INGEST,
-            "emulator",
-            "graph",
-            "--port",
-            str(graph_port),
-            "--ca-dir",
-            ca_dir,
-            *scenario_args,
-            *self._graph_fault_flags(),
-        ]
-        self.children["graph"] = Child("graph-emulator", graph_args, env, self.dir)
+        # Port 0: each emulator binds a port the kernel chooses and names it in its ready line,
+        # so no other process can take a port between choosing it and binding it.
+        quiet = self._env(redis_url, 0, 0, 0)
+        graph_args = [INGEST, "emulator", "graph", "--port", "0", "--ca-dir", ca_dir,
+                      *scenario_args, *self._graph_fault_flags()]  # fmt: skip
+        self.children["graph"] = Child("graph-emulator", graph_args, quiet, self.dir)
         # The Salesforce emulator waits for the CA the Graph emulator creates, so both share it.
-        self.children["graph"].wait_ready_line(30)
-        sf_args = [
-            INGEST,
-            "emulator",
-            "salesforce",
-            "--port",
-            str(sf_port),
-            "--ca-dir",
-            ca_dir,
-            *scenario_args,
-            *self._salesforce_fault_flags(),
-        ]
-        self.children["salesforce"] = Child("salesforce-emulator", sf_args, env, self.dir)
-        self.children["salesforce"].wait_ready_line(30)
+        graph_port = self.children["graph"].wait_ready_line(30)
+        sf_args = [INGEST, "emulator", "salesforce", "--port", "0", "--ca-dir", ca_dir,
+                   *scenario_args, *self._salesforce_fault_flags()]  # fmt: skip
+        self.children["salesforce"] = Child("salesforce-emulator", sf_args, quiet, self.dir)
+        sf_port = self.children["salesforce"].wait_ready_line(30)
         self.graph = Https(f"https://127.0.0.1:{graph_port}", self.dir / "ca" / "ca.pem")
         self.salesforce = Https(f"https://127.0.0.1:{sf_port}", self.dir / "ca" / "ca.pem")
 
         self.progress("starting the receiver and two workers")
-        self.children["receiver"] = Child(
-            "receiver",
-            [INGEST, "serve", "--host", "127.0.0.1", "--port", str(receiver_port)],
-            env,
-            self.dir,
-        )
-        wait_http(f"http://127.0.0.1:{receiver_port}/healthz", 30)
+        # The receiver must know its public URL before it binds: a port taken in between
+        # makes it exit, and it is started again on another.
+        for _ in range(3):
+            receiver_port = free_port()
+            env = self._env(redis_url, graph_port, sf_port, receiver_port)
+            receiver = Child("receiver", [INGEST, "serve", "--host", "127.0.0.1",
+                                          "--port", str(receiver_port)], env, self.dir)  # fmt: skip
+            self.children["receiver"] = receiver
+            wait_http(f"http://127.0.0.1:{receiver_port}/healthz", 30, alive=receiver)
+            if receiver.proc.poll() is None:
+                break
+            receiver.stop()
+        else:
+            raise RuntimeError(f"the receiver did not start; see {receiver.log_path}")
+        self.env = env
         for n in (1, 2):
             self.children[f"worker{n}"] = Child(f"worker{n}", [INGEST, "worker"], env, self.dir)
 

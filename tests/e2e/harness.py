@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import ssl
 import threading
 import time
@@ -29,15 +28,10 @@ from emulators.salesforce.app import Config
 from emulators.tls import client_context, ensure_ca, server_context
 from ingest.app import create_app as create_receiver
 from tests.emulators.salesforce_harness import Server
+from tests.ports import bound_socket, port_of
 from workers import context, users
 from workers.subscriptions import GraphSubscriptions, Manager
 from workers.worker import build_worker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Stack:
@@ -60,7 +54,9 @@ class Stack:
         self.options = GraphOptions(updated_delay_s=0.3, retry_base_s=0.2, transcript_poll_s=0.1)
         self.ca_dir = tmp / "ca"
         ensure_ca(self.ca_dir)
-        self.graph_port, self.receiver_port = free_port(), free_port()
+        # Bound now, served later: nothing else can take the ports in between.
+        self._sockets = (bound_socket(), bound_socket())
+        self.graph_port, self.receiver_port = (port_of(s) for s in self._sockets)
         self.salesforce: Server | None = None
         if salesforce:
             self.salesforce = Server(Config(seed=self.scenario.salesforce), self.ca_dir)
@@ -104,6 +100,8 @@ class Stack:
         if self.salesforce is not None:
             self.salesforce.__exit__(None, None, None)
         self._call(self._stop())
+        for sock in self._sockets:  # served ones are closed already; this is for a failed start
+            sock.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
@@ -118,11 +116,12 @@ class Stack:
                              options=self.options, ca_dir=self.ca_dir)  # fmt: skip
         self.graph_app = graph  # tests shrink its page sizes (emulators.graph.data)
         receiver = create_receiver(self.settings)
-        for app, port, tls in ((graph, self.graph_port, server_context(self.ca_dir)),
-                               (receiver, self.receiver_port, None)):  # fmt: skip
+        graph_sock, receiver_sock = self._sockets
+        for app, sock, tls in ((graph, graph_sock, server_context(self.ca_dir)),
+                               (receiver, receiver_sock, None)):  # fmt: skip
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
+            await web.SockSite(runner, sock, ssl_context=tls).start()
             self._runners.append(runner)
 
     async def _stop(self) -> None:

@@ -158,16 +158,22 @@ class TestConvergence:
             stack.ensure_subscriptions()
             stack.play("m1")
             settle(stack, "m1")
-            spent = total(stack)
             # Graph redelivers at least once: every notification job again, after the
             # receiver's redelivery window (so it reaches the worker), and the meeting re-played.
             queue = Queue("ingest", connection=stack.conn, serializer=JSONSerializer)
-            done = FinishedJobRegistry(queue=queue).get_job_ids()
-            notified = [
-                Job.fetch(j, connection=stack.conn, serializer=JSONSerializer) for j in done
-            ]
-            again = [j.args[0] for j in notified if j.func_name.endswith("handle_notification")]
-            assert {p["kind"] for p in again} == {"callRecords", "transcripts"}
+
+            def notified() -> list[dict[str, Any]]:
+                done = FinishedJobRegistry(queue=queue).get_job_ids()
+                jobs = [Job.fetch(j, connection=stack.conn, serializer=JSONSerializer)
+                        for j in done]  # fmt: skip
+                return [j.args[0] for j in jobs if j.func_name.endswith("handle_notification")]
+
+            # The callRecord's readiness poll may push before the transcript's own
+            # notification has been handled: wait for that job too.
+            both = {"callRecords", "transcripts"}
+            assert stack.work(lambda: {p["kind"] for p in notified()} == both, timeout=15)
+            spent = total(stack)
+            again = notified()
             for payload in again:
                 queue.enqueue("workers.jobs.handle_notification", payload)
             stack.play("m1")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,26 +16,25 @@ from emulators.tls import client_context
 INGEST = Path(sys.executable).parent / "ingest"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class TestServe:
     """The CLI prints its ready line, answers discovery and exits 0 on SIGTERM."""
 
     def test_ready_serve_and_stop(self, tmp_path: Path) -> None:
-        port, ca_dir = free_port(), tmp_path / "ca"
+        """`--port 0`: the kernel chooses a port (no race with other binds); the line names it."""
+        ca_dir = tmp_path / "ca"
         proc = subprocess.Popen(
-            [str(INGEST), "emulator", "graph", "--port", str(port), "--ca-dir", str(ca_dir),
+            [str(INGEST), "emulator", "graph", "--port", "0", "--ca-dir", str(ca_dir),
              "--token-lifetime", "120"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
-            assert line.strip() == f"graph emulator listening on https://127.0.0.1:{port}"
+            ready = r"graph emulator listening on https://127\.0\.0\.1:(\d+)"
+            found = re.fullmatch(ready, line.strip())
+            assert found, line
+            port = int(found.group(1))
+            assert port != 0
             assert (ca_dir / "ca.pem").exists()
             base = f"https://127.0.0.1:{port}"
             with httpx.Client(verify=client_context(ca_dir)) as c:
@@ -66,7 +65,7 @@ class TestBadInput:
         scenario = tmp_path / "bad.json"
         scenario.write_text(json.dumps(doc))
         result = subprocess.run(
-            [str(INGEST), "emulator", "graph", "--port", str(free_port()),
+            [str(INGEST), "emulator", "graph", "--port", "0",
              "--ca-dir", str(tmp_path / "ca"), "--scenario", str(scenario)],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

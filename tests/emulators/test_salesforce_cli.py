@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,15 +20,10 @@ SCENARIO = {
 }  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(port: int, *args: str) -> subprocess.Popen[str]:
+def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
+    """The emulator on a port the kernel chooses (`--port 0`), and that port from its line."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest", "emulator", "salesforce", "--port", str(port), *args],
+        [sys.executable, "-m", "ingest", "emulator", "salesforce", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -37,7 +31,7 @@ def _start(port: int, *args: str) -> subprocess.Popen[str]:
     assert line.startswith("salesforce emulator listening on https://127.0.0.1:"), (
         line + proc.stderr.read() if proc.stderr else line
     )
-    return proc
+    return proc, int(line.rsplit(":", 1)[1])
 
 
 def _stop(proc: subprocess.Popen[str]) -> int:
@@ -61,9 +55,8 @@ class TestCli:
         scenario.write_text(json.dumps(SCENARIO))
         ca_dir, db = tmp_path / "ca", tmp_path / "sf.db"
         ca = ca_dir / "ca.pem"
-        port = _free_port()
         args = ("--scenario", str(scenario), "--db", str(db), "--ca-dir", str(ca_dir))
-        proc = _start(port, *args)
+        proc, port = _start(*args)
         try:
             dump = _call(port, ca, "GET", "/_emulator/dump").json()
             assert [c["Email"] for c in dump["Contact"]] == ["carol@fabrikam.com"]
@@ -76,7 +69,7 @@ class TestCli:
             assert resp.status_code == 201
         finally:
             assert _stop(proc) == 0
-        proc = _start(port, *args)
+        proc, port = _start(*args)
         try:
             dump = _call(port, ca, "GET", "/_emulator/dump").json()
             assert [a["Name"] for a in dump["Account"]] == ["Fabrikam"]
@@ -91,7 +84,7 @@ class TestCli:
         )
         proc = subprocess.run(
             [sys.executable, "-m", "ingest", "emulator", "salesforce", "--port",
-             str(_free_port()), "--scenario", str(scenario)],
+             "0", "--scenario", str(scenario)],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert proc.returncode == 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,16 +19,11 @@ from emulators.graph.options import GraphOptions
 from emulators.tls import client_context
 from ingest.app import create_app
 from tests.emulators.graph_harness import ALICE, TENANT, Harness, start_emulator
+from tests.ports import bound_socket, port_of
 from workers import registry, users
 
 KEY = "connect-flow-test-secret-key"
 HIDDEN = r'<input type="hidden" name="([^"]+)" value="([^"]*)">'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Stack:
@@ -79,7 +73,8 @@ def running(
     tmp: Path, redis_url: str, options: GraphOptions | None = None, **changes: Any
 ) -> Iterator[Stack]:
     bg, graph = start_emulator(tmp / "ca", options=options)
-    port = free_port()
+    sock = bound_socket()  # held until the receiver serves it: no other bind can take it
+    port = port_of(sock)
     fields: dict[str, Any] = {
         "redis_url": redis_url,
         "public_url": f"http://127.0.0.1:{port}",
@@ -97,7 +92,7 @@ def running(
 
     async def start() -> None:
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await web.SockSite(runner, sock).start()
 
     conn = redis.Redis.from_url(redis_url)
     try:
@@ -105,5 +100,6 @@ def running(
         yield Stack(graph, settings, conn)
     finally:
         bg.call(runner.cleanup())
+        sock.close()
         conn.close()
         bg.close()

@@ -20,9 +20,10 @@ from rq.serializers import JSONSerializer
 
 from core.settings import Settings
 from ingest.app import create_app
-from ingest.embedded_redis import RedisServer, free_port
+from ingest.embedded_redis import RedisServer
 from tests.ingest import payloads as p
 from tests.ingest.conftest import register_known
+from tests.ports import bound_socket, port_of
 
 FUZZ_DB = 0  # the per-test fixtures cycle through databases 1-63
 SAFE_RESOURCE = re.compile(
@@ -37,7 +38,8 @@ class Server:
     """The receiver on a real port, served from a thread's event loop."""
 
     def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
+        self.sock = bound_socket()
+        self.port = port_of(self.sock)
         self.loop = asyncio.new_event_loop()
         self.runner = web.AppRunner(create_app(settings), access_log=None)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -48,7 +50,7 @@ class Server:
 
     async def _start(self) -> None:
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        await web.SockSite(self.runner, self.sock).start()
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
