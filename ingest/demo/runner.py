@@ -252,6 +252,10 @@ class Demo:
                 run.settled = True
                 break
             if time.monotonic() - started > opts.timeout_s:
+                for mid in ids:  # what each unsettled meeting is waiting for
+                    if mid not in done:
+                        self.progress(f"not settled after {opts.timeout_s:.0f} s: {mid} "
+                                      f"{_waiting_for(run.meetings[mid])}")  # fmt: skip
                 break
             time.sleep(0.5)
         run.seconds = time.monotonic() - started
@@ -326,6 +330,18 @@ def _connecting(scenario: Scenario) -> User | None:
         if meeting.recording and meeting.organizer.lower() in eci:
             return eci[meeting.organizer.lower()]
     return None
+
+
+def _waiting_for(entry: dict[str, Any]) -> str:
+    """One line on an unsettled meeting's ledger entry: what it still waits for."""
+    if not entry:
+        return "(no ledger entry: no notification of it was handled)"
+    if entry.get("outcome") == "pushed":
+        return (f"(pushed; callRecord {entry.get('call_record_id') or 'not yet known'}, "
+                f"written {entry.get('written_call_record_id') or 'none'})")  # fmt: skip
+    shown = ("outcome", "decision", "reason", "last_error", "call_record_id")
+    fields = ", ".join(f"{k}={entry[k]}" for k in shown if entry.get(k))
+    return f"({fields or 'undecided'})"
 
 
 def _settled(entry: dict[str, Any]) -> bool:
