@@ -8,6 +8,7 @@ from the injected `clock`, so tests move time without sleeping.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,9 +18,10 @@ from typing import Any, Protocol
 
 import redis
 import structlog
+from redis.lock import Lock
 from rq import Queue
 
-from core import defaults, keys
+from core import keys
 from core.exceptions import UpstreamTransient
 from core.settings import Settings
 from policy import Decision, Meeting, Participant, PolicySettings, Reason, address_of, decide
@@ -200,17 +202,41 @@ class Steps:
 
     @contextmanager
     def _lock(self, key: str) -> Iterator[None]:
-        lock = self.conn.lock(
+        """One worker at a time on a meeting. The lock lives one heartbeat TTL and is renewed
+        every third of it while held: a worker killed mid-job frees the meeting within the
+        TTL, as RQ frees its job, instead of blocking every other job of it for minutes."""
+        ttl = max(2, self.settings.worker_heartbeat_ttl)
+        lock = self.conn.lock(  # not thread-local: the keeper thread renews it
             f"{keys.MEETING_LOCK}:{key}",
-            timeout=defaults.JOB_TIMEOUT_SECONDS,
+            timeout=ttl,
             blocking_timeout=LOCK_WAIT_SECONDS,
+            thread_local=False,
         )
         if not lock.acquire():
             raise UpstreamTransient(f"meeting {key} is busy in another worker")
+        done = threading.Event()
+        keeper = threading.Thread(
+            target=_keep, args=(lock, key, ttl / 3, done), daemon=True, name="meeting-lock"
+        )
+        keeper.start()
         try:
             yield
         finally:
+            done.set()
+            keeper.join()
             try:
                 lock.release()
             except redis.exceptions.LockError:
                 log.warning("lock_expired", meeting_key=key)
+
+
+def _keep(lock: Lock, key: str, every: float, done: threading.Event) -> None:
+    """Renew a held meeting lock until `done`; a Redis error is retried at the next turn."""
+    while not done.wait(every):
+        try:
+            lock.reacquire()
+        except redis.exceptions.LockError:  # not owned any more: it expired meanwhile
+            log.warning("lock_lost", meeting_key=key)
+            return
+        except redis.RedisError as exc:
+            log.warning("lock_renewal_failed", meeting_key=key, error=type(exc).__name__)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +15,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
+from core import keys
 from core.settings import Settings
 from tests.workers.fake_graph import (
     ALICE,
@@ -27,6 +30,7 @@ from tests.workers.fake_graph import (
 from workers import handoff, transcripts, users
 from workers.ledger import Ledger
 from workers.pipeline import Pipeline
+from workers.steps import Steps
 
 CAROL_ID = user(CAROL, "External user", None, OTHER_TENANT)
 
@@ -390,3 +394,54 @@ class TestNoAttendanceReport:
         assert (state["reason"], state["stage"]) == ("external_participants", "ready")
         assert pipe.on_transcript(tr_payload(m))["action"] == "already handled"
         assert graph.served[m.key] == 1
+
+
+HOLD = """
+import sys, redis
+from rq import Queue
+from core.settings import Settings
+from workers.steps import Steps
+conn = redis.Redis.from_url(sys.argv[1])
+steps = Steps(conn, Settings(worker_heartbeat_ttl=2), lambda: None, Queue(connection=conn))
+with steps._lock("om-killed"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+class TestMeetingLock:
+    """The meeting lock lives one heartbeat TTL, renewed while held: a killed worker's lock
+    frees the meeting within that TTL, not after the job timeout (5 minutes)."""
+
+    def steps(self, conn: redis.Redis, ttl: int) -> Steps:
+        settings = Settings(worker_heartbeat_ttl=ttl)
+        return Steps(conn, settings, lambda: FakeGraph(), Queue("ingest", connection=conn))
+
+    def test_renewed_while_held_and_released_after(self, redis_conn: redis.Redis) -> None:
+        key = f"{keys.MEETING_LOCK}:om-held"
+        with self.steps(redis_conn, 3)._lock("om-held"):
+            last = redis_conn.pttl(key)
+            assert 0 < last <= 3000
+            deadline = time.monotonic() + 20
+            renewed = False
+            while not renewed and time.monotonic() < deadline:
+                time.sleep(0.05)
+                now = redis_conn.pttl(key)
+                renewed, last = now > last, now  # the keeper set it back to the full TTL
+            assert renewed
+        assert redis_conn.exists(key) == 0
+
+    def test_killed_holder_frees_the_meeting(self, redis_url: str, redis_conn: redis.Redis) -> None:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD, redis_url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        finally:
+            holder.kill()
+            holder.communicate(timeout=30)
+        left = redis_conn.pttl(f"{keys.MEETING_LOCK}:om-killed")
+        assert 0 < left <= 2000  # what the killed worker left lapses within one TTL
+        with self.steps(redis_conn, 2)._lock("om-killed"):  # another worker gets the meeting
+            assert redis_conn.pttl(f"{keys.MEETING_LOCK}:om-killed") > 0
