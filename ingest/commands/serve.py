@@ -16,13 +16,14 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 import time
 
 from aiohttp import web
 
 from core import defaults, logs
-from core.exceptions import ConfigurationError
+from core.exceptions import ConfigurationError, IngestError
 from core.settings import Settings
 from ingest.app import Handler, create_app
 
@@ -76,7 +77,11 @@ async def _serve(app: web.Application, host: str, port: int, in_flight: InFlight
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # a port in use, an address not on this machine: one line
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise IngestError(f"serve: cannot listen on {host}:{port}: {why}") from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -175,6 +176,21 @@ def configured(redis_url: str) -> dict[str, str]:
 
 class TestServe:
     """`ingest serve` answers the handshake, stores notifications, and stops on SIGTERM."""
+
+    def test_port_in_use_is_one_line(self, redis_url: str) -> None:
+        """A port another process holds: exit 1 with one line naming it, no traceback."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = run("serve", "--host", "127.0.0.1", "--port", str(port),
+                         env={"REDIS_URL": redis_url, "GRAPH_TENANT_ID": p.TENANT})  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("ingest:")]
+        assert errors == [
+            f"ingest: serve: cannot listen on 127.0.0.1:{port}: address already in use"
+        ]
 
     @pytest.mark.timeout(60)
     def test_serves_and_stops_cleanly(self, redis_url: str, redis_conn: redis.Redis) -> None:

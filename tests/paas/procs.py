@@ -91,8 +91,25 @@ class Receiver(Process):
         super().__init__(["serve", "--host", "127.0.0.1"], {**env, "PORT": str(self.port)}, log)
 
     def start(self) -> Receiver:
-        super().start()
+        """Start it; if another process took its port before it bound (free_port closes the
+        port it found), start it again on another port."""
+        for _ in range(3):
+            super().start()
+            lost = wait_for(lambda: self.proc.poll() is not None or self._answers(), 30)
+            if not (lost and self.proc.poll() is not None and "address already in use"
+                    in self.stderr()):  # fmt: skip
+                return self
+            self._err.seek(0)
+            self._err.truncate()
+            self.port = free_port()
+            self.env["PORT"] = str(self.port)
         return self
+
+    def _answers(self) -> bool:
+        try:
+            return self.get("/healthz") == 200
+        except OSError:
+            return False
 
     def get(self, path: str) -> int:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
