@@ -8,8 +8,10 @@ from the injected `clock`, so tests move time without sleeping.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -212,7 +214,8 @@ class Steps:
             blocking_timeout=LOCK_WAIT_SECONDS,
             thread_local=False,
         )
-        if not lock.acquire():
+        # The token names the holding process (ops and the chaos demo read it).
+        if not lock.acquire(token=f"{os.getpid()}:{uuid.uuid4().hex}"):
             raise UpstreamTransient(f"meeting {key} is busy in another worker")
         done = threading.Event()
         keeper = threading.Thread(

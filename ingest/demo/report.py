@@ -159,7 +159,8 @@ def table(scenario: Scenario, run: DemoRun, doc: dict[str, Any]) -> str:
             f"Chaos: Graph faults {c['graph_faults']}, Salesforce faults {c['salesforce_faults']}, "
             f"{c['duplicate_notifications']} duplicate notifications, "
             f"{c['expired_session_refusals']} expired-session refusals, "
-            + (f"{killed['worker']} killed running {killed['job']} "
+            + (f"{killed['worker']} killed running {killed['job']}"
+               + (" (holding a meeting lock)" if killed.get("held_meeting_lock") else "") + " "
                f"(then {killed.get('job_status', '?')})" if killed else "no worker killed")
         )  # fmt: skip
     for m in doc["meetings"]:  # what to fix: the ledger's reason (as `ingest explain` shows)

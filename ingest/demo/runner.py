@@ -23,6 +23,7 @@ from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from core import keys
 from emulators.graph.world import World
 from emulators.scenario import Scenario, User
 from ingest.demo.connect import connect
@@ -31,6 +32,7 @@ from ingest.embedded_redis import RedisServer, free_port
 from workers.ledger import Ledger
 
 SETTLED = ("pushed", "skipped", "no_transcript", "failed")
+PREFER_LOCK_HOLDER_S = 10.0  # the chaos run waits this long for a worker holding a lock
 Progress = Callable[[str], None]
 
 
@@ -54,7 +56,7 @@ class DemoRun:
     salesforce_dump: dict[str, Any] = field(default_factory=dict)
     settled: bool = False
     seconds: float = 0.0
-    killed: dict[str, str] = field(default_factory=dict)  # chaos: the worker and its job
+    killed: dict[str, Any] = field(default_factory=dict)  # chaos: the worker and its job
     chaos: bool = False
 
 
@@ -245,7 +247,7 @@ class Demo:
                 self.progress(line)
                 last_line = line
             if opts.chaos and not run.killed:
-                run.killed = self._kill_a_busy_worker(conn)
+                run.killed = self._kill_a_busy_worker(conn, time.monotonic() - started)
             if opts.chaos and len(done) < len(ids):
                 self._expire_salesforce_sessions(run.meetings)
             if len(done) == len(ids):
@@ -268,20 +270,29 @@ class Demo:
         run.salesforce_dump = self.salesforce.call("GET", "/_emulator/dump")
         return run
 
-    def _kill_a_busy_worker(self, conn: redis.Redis) -> dict[str, str]:
+    def _kill_a_busy_worker(self, conn: redis.Redis, playing_for: float) -> dict[str, Any]:
         """The chaos run's crash: SIGKILL a worker process while RQ says it runs a job, start
-        another; the worker and its job are returned (empty while no worker is busy)."""
+        another; the worker and its job are returned (empty while no worker is busy). A worker
+        holding a meeting lock is preferred, for the first few seconds of play only: killed
+        there, its meeting stays locked until the lock lapses."""
         pids = {c.proc.pid: name for name, c in self.children.items() if name.startswith("worker")}
+        holders = _lock_holders(conn)
+        busy: list[tuple[bool, str, str]] = []
         for worker in Worker.all(connection=conn):
             name = pids.get(worker.pid or 0)
             job_id = worker.get_current_job_id()
             if name is None or not job_id or self.children[name].proc.poll() is not None:
                 continue
-            self.progress(f"chaos: killing {name} mid-job ({job_id}) and starting a replacement")
-            self.children[name].kill()
-            self.children["worker3"] = Child("worker3", [INGEST, "worker"], self.env, self.dir)
-            return {"worker": name, "job": job_id}
-        return {}
+            busy.append((worker.pid in holders, name, job_id))
+        busy.sort(reverse=True)  # lock holders first
+        if not busy or (not busy[0][0] and playing_for < PREFER_LOCK_HOLDER_S):
+            return {}
+        held, name, job_id = busy[0]
+        where = " holding a meeting lock" if held else ""
+        self.progress(f"chaos: killing {name} mid-job ({job_id}){where} and starting a replacement")
+        self.children[name].kill()
+        self.children["worker3"] = Child("worker3", [INGEST, "worker"], self.env, self.dir)
+        return {"worker": name, "job": job_id, "held_meeting_lock": held}
 
     def _expire_salesforce_sessions(self, meetings: dict[str, dict[str, Any]]) -> None:
         """The chaos run's expired session: once workers hold Salesforce sessions (a meeting
@@ -330,6 +341,18 @@ def _connecting(scenario: Scenario) -> User | None:
         if meeting.recording and meeting.organizer.lower() in eci:
             return eci[meeting.organizer.lower()]
     return None
+
+
+def _lock_holders(conn: redis.Redis) -> set[int]:
+    """Process ids of the workers holding a meeting lock (its token begins "pid:")."""
+    names = list(conn.scan_iter(f"{keys.MEETING_LOCK}:*", count=1000))
+    holders = set()
+    tokens: list[bytes | None] = conn.mget(names) if names else []  # type: ignore[assignment]
+    for token in tokens:
+        pid = (token or b"").split(b":", 1)[0]
+        if pid.isdigit():
+            holders.add(int(pid))
+    return holders
 
 
 def _waiting_for(entry: dict[str, Any]) -> str:

@@ -302,6 +302,9 @@ class TestChaos:
         assert killed["worker"].startswith("worker") and killed["job"], chaos
         assert f"killing {killed['worker']} mid-job ({killed['job']})" in stderr
         assert killed["job_status"] == "finished", chaos
+        # Killed while holding a meeting lock (the worst moment): its meeting still settled.
+        assert killed["held_meeting_lock"] is True, chaos
+        assert "holding a meeting lock" in stderr
         assert "chaos" not in doc  # only a chaos run reports it
         assert [(m["id"], m["outcome"]) for m in chaos_doc["meetings"]] == [
             (m["id"], m["outcome"]) for m in doc["meetings"]

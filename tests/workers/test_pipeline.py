@@ -441,6 +441,8 @@ class TestMeetingLock:
         finally:
             holder.kill()
             holder.communicate(timeout=30)
+        token = redis_conn.get(f"{keys.MEETING_LOCK}:om-killed")
+        assert token is not None and token.startswith(f"{holder.pid}:".encode())  # who held it
         left = redis_conn.pttl(f"{keys.MEETING_LOCK}:om-killed")
         assert 0 < left <= 2000  # what the killed worker left lapses within one TTL
         with self.steps(redis_conn, 2)._lock("om-killed"):  # another worker gets the meeting
