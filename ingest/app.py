@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from core import checks, defaults
 from core.exceptions import Drop
 from core.settings import Settings
-from ingest import connect, ops
+from ingest import connect, malformed, ops
 from ingest.bodies import BodyGate, Unread, answer_and_close
 from ingest.bounded import Parser, Refused, Screened, Slicer
 from ingest.drops import DropTally, SecurityLog
@@ -262,6 +262,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> web.Application:
     """The receiver app; Redis is opened on start-up and closed on clean-up."""
+    malformed.install()
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
     app[SETTINGS] = settings
     app[METRICS] = metrics or ReceiverMetrics()
