@@ -2,8 +2,9 @@
 
 Handlers are thin: verify -> parse -> enqueue -> answer. Nothing here calls Graph or
 Salesforce; a notification costs at most three Redis round trips (a registry reload, rarely,
-or a check of the ids its copy lacks; and the enqueue script, once per 256 items), and a rich
-one at most one fetch of the identity platform's signing keys (rarely: ingest/tokens.py).
+or a check of the ids its copy lacks; and the enqueue script, once per 256 items, shared
+with the requests that arrive meanwhile: ingest/enqueue.py), and a rich one at most one
+fetch of the identity platform's signing keys (rarely: ingest/tokens.py).
 The work per request is bounded (ingest/bounded.py) and its drops are logged as one line
 (ingest/drops.py).
 """

@@ -7,7 +7,10 @@ each item the script sets the redelivery key (SET NX EX) and, only when it was n
 RQ's commands. So:
 - dedupe and enqueue are atomic: a crash between them cannot leave a notification marked
   as seen but never queued;
-- a request costs one round trip, and the receiver stays async with no thread;
+- a request costs one round trip, and the receiver stays async with no thread; requests
+  that arrive while a round trip is in Redis share the next one (one script call for all
+  their items), so that under load the receiver makes fewer, larger calls, on one
+  connection, instead of one connection per request (redis-py's pool refused the 101st);
 - workers read exactly what RQ would have written (a test compares the two hashes).
 
 The work per item is what bounds the receiver's rate on batches, so each item costs one
@@ -18,16 +21,19 @@ per request.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
@@ -197,6 +203,10 @@ class Enqueuer:
         self.queue.redis_server_version = redis_version
         # RQ's `data` up to the payload: `[function, instance, [args...`.
         self._heads = {f: f"[{json.dumps(f)},null,[" for f in set(JOB_FUNCTIONS.values())}
+        # Requests whose items wait to be stored, and the task storing them: requests that
+        # arrive while a round is in Redis go in the next round together (ingest/app.py).
+        self._waiting: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
         self._scripts = {
             function: conn.register_script(_script_for(template_commands(self.queue, function)))
             for function in set(JOB_FUNCTIONS.values())
@@ -216,21 +226,20 @@ class Enqueuer:
     async def enqueue(self, items: Sequence[Item]) -> list[str | None]:
         """Store every item durably; per item the job id, or None for a redelivery.
 
-        A large batch is stored by several script calls of at most SCRIPT_ITEMS items, and
-        building their arguments yields to the event loop every few ms: a 2,000-item batch
-        would otherwise hold the loop for tens of ms. Raises redis.exceptions.RedisError
-        when Redis cannot take them: then nothing of this batch may be acknowledged (each
-        item is stored whole or not at all; a retry finds the stored ones as redeliveries).
+        Building a large batch's arguments yields to the event loop every few ms (a
+        2,000-item batch would otherwise hold it for tens of ms). Raises
+        redis.exceptions.RedisError when Redis cannot take them: then nothing of this batch
+        may be acknowledged (each item is stored whole or not at all; a retry finds the
+        stored ones as redeliveries).
         """
-        stamp = utcformat(now())
-        received_at = stamp.replace("Z", "+00:00")
+        received_at = utcformat(now()).replace("Z", "+00:00")
         # What the worker needs besides the item (none of these keys is an item field),
         # spliced in front of each item's canonical JSON: the same for every item of a kind.
         heads = {
             kind: json.dumps({"kind": kind, "receivedAt": received_at}, separators=(",", ":"))
             for kind in {item.kind for item in items}
         }
-        calls: dict[str, list[list[Any]]] = {}  # per job function, the argv of each call
+        args: dict[str, list[Any]] = {}  # per job function, ITEM_ARGS arguments per item
         job_ids: list[str] = []
         slicer = Slicer()
         for item in items:
@@ -239,21 +248,75 @@ class Enqueuer:
             function = JOB_FUNCTIONS[item.kind]
             head = heads[item.kind]
             payload_json = head if canonical == "{}" else f"{head[:-1]},{canonical[1:]}"
-            argvs = calls.setdefault(function, [])
-            if not argvs or len(argvs[-1]) >= 2 + ITEM_ARGS * SCRIPT_ITEMS:
-                argvs.append([self.dedupe_ttl, stamp])
-            argvs[-1].extend([
+            args.setdefault(function, []).extend([
                 digest, self.job_data(function, payload_json),
                 f"{item.kind} {item.subscription_id}",
             ])  # fmt: skip
             job_ids.append(f"{JOB_ID_PREFIX}{digest[:JOB_ID_DIGEST_CHARS]}")
             if slicer.due():
                 await slicer.pause()
-        fresh: dict[str, Iterator[int]] = {}
-        for function, argvs in calls.items():
-            flags: list[int] = []
-            for args in argvs:
-                flags.extend(await self._scripts[function](args=args))
-            fresh[function] = iter(flags)
+        if not items:
+            return []
+        waiting = _Waiting(args, asyncio.get_running_loop().create_future())
+        self._waiting.append(waiting)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+        flags = await waiting.done
+        fresh = {function: iter(values) for function, values in flags.items()}
         new = [next(fresh[JOB_FUNCTIONS[item.kind]]) for item in items]
         return [jid if flag else None for jid, flag in zip(job_ids, new, strict=True)]
+
+    async def _write(self) -> None:
+        """Store the waiting requests' items, a round at a time, until none wait."""
+        batch: list[_Waiting] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await self._store(batch)
+                except RedisError as exc:  # each request of the round answers 503
+                    for waiting in batch:
+                        if not waiting.done.done():
+                            waiting.done.set_exception(exc)
+                    continue
+                for waiting, flags in zip(batch, results, strict=True):
+                    if not waiting.done.done():
+                        waiting.done.set_result(flags)
+                batch = []
+        except BaseException:  # cancelled (shutdown), or a bug: no request may wait forever
+            for waiting in batch + self._waiting:
+                waiting.done.cancel()
+            self._waiting = []
+            raise
+        finally:
+            self._writer = None
+
+    async def _store(self, batch: list[_Waiting]) -> list[dict[str, list[int]]]:
+        """One round: per job function, every item of `batch` in script calls of at most
+        SCRIPT_ITEMS items; per request, per function, each item's flag (1: new)."""
+        stamp = utcformat(now())
+        out: list[dict[str, list[int]]] = [{} for _ in batch]
+        step = ITEM_ARGS * SCRIPT_ITEMS
+        for function, script in self._scripts.items():
+            mine = [(n, w.args[function]) for n, w in enumerate(batch) if function in w.args]
+            if not mine:
+                continue
+            flat = [arg for _, args in mine for arg in args]
+            flags: list[int] = []
+            for at in range(0, len(flat), step):
+                flags.extend(await script(args=[self.dedupe_ttl, stamp, *flat[at : at + step]]))
+            at = 0
+            for n, args in mine:
+                count = len(args) // ITEM_ARGS
+                out[n][function] = flags[at : at + count]
+                at += count
+        return out
+
+
+@dataclass
+class _Waiting:
+    """A request's items waiting for the next round: per job function, their arguments; and
+    the future that gets, per function, each item's flag."""
+
+    args: dict[str, list[Any]]
+    done: asyncio.Future[dict[str, list[int]]]
