@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/receiver.py && $(BIN)/python bench/soak.py \
-		&& $(BIN)/python bench/pipeline.py && $(BIN)/python bench/vtt.py
+		&& $(BIN)/python bench/pipeline.py && $(BIN)/python bench/vtt.py && $(BIN)/python bench/fuzz.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
