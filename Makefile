@@ -26,7 +26,8 @@ demo: $(STAMP)
 	$(BIN)/ingest demo
 
 bench: $(STAMP)
-	$(BIN)/python bench/receiver.py && $(BIN)/python bench/pipeline.py && $(BIN)/python bench/vtt.py
+	$(BIN)/python bench/receiver.py && $(BIN)/python bench/soak.py \
+		&& $(BIN)/python bench/pipeline.py && $(BIN)/python bench/vtt.py && $(BIN)/python bench/fuzz.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -26,6 +26,10 @@ SECURITY_LOG_INTERVAL_SECONDS = 1.0  # at most one `security_event` per client t
 DEDUPE_TTL_SECONDS = 6 * 3600  # Graph retries for up to 4 h; keep keys a little longer
 REGISTRY_REFRESH_SECONDS = 10.0  # the receiver's in-memory copy of the subscription registry
 REGISTRY_MISS_REFRESH_SECONDS = 1.0  # at most one reload a second on unknown ids
+# The receiver's Redis connections: requests past this many at once wait for one (Redis runs
+# one command at a time, so more would not store faster) up to the wait, then get 503.
+RECEIVER_REDIS_CONNECTIONS = 32
+RECEIVER_REDIS_WAIT_SECONDS = 2.0
 
 # Queues and jobs.
 QUEUE = "ingest"

@@ -2,8 +2,9 @@
 
 Handlers are thin: verify -> parse -> enqueue -> answer. Nothing here calls Graph or
 Salesforce; a notification costs at most three Redis round trips (a registry reload, rarely,
-or a check of the ids its copy lacks; and the enqueue script, once per 256 items), and a rich
-one at most one fetch of the identity platform's signing keys (rarely: ingest/tokens.py).
+or a check of the ids its copy lacks; and the enqueue script, once per 256 items, shared
+with the requests that arrive meanwhile: ingest/enqueue.py), and a rich one at most one
+fetch of the identity platform's signing keys (rarely: ingest/tokens.py).
 The work per request is bounded (ingest/bounded.py) and its drops are logged as one line
 (ingest/drops.py).
 """
@@ -25,10 +26,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from core import checks
+from core import checks, defaults
 from core.exceptions import Drop
 from core.settings import Settings
-from ingest import connect, ops
+from ingest import connect, malformed, ops
 from ingest.bodies import BodyGate, Unread, answer_and_close
 from ingest.bounded import Parser, Refused, Screened, Slicer
 from ingest.drops import DropTally, SecurityLog
@@ -262,6 +263,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> web.Application:
     """The receiver app; Redis is opened on start-up and closed on clean-up."""
+    malformed.install()
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
     app[SETTINGS] = settings
     app[METRICS] = metrics or ReceiverMetrics()
@@ -275,10 +277,15 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
     app[METRICS].watch_health(HealthCollector(health_conn))
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-        conn = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=1.0,
-            health_check_interval=30,
+        # A bounded pool that makes a request wait for a connection: redis-py's default one
+        # refuses the 101st concurrent request at once (MaxConnectionsError: a 503 while Redis
+        # was fine), and an unbounded one would open a connection per request in a burst.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=defaults.RECEIVER_REDIS_CONNECTIONS,
+            timeout=defaults.RECEIVER_REDIS_WAIT_SECONDS, socket_timeout=2.0,
+            socket_connect_timeout=1.0, health_check_interval=30,
         )  # fmt: skip
+        conn = aioredis.Redis.from_pool(pool)
         version = (7, 0, 0)
         try:
             info = await conn.info("server")

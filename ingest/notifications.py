@@ -36,20 +36,21 @@ _ODATA_TYPES = {
 LIFECYCLE_EVENTS = {
     e.lower(): e for e in ("reauthorizationRequired", "subscriptionRemoved", "missed")
 }
-_CANONICAL_KEYS = {
-    k.lower(): k
-    for k in (
-        "id", "subscriptionId", "subscriptionExpirationDateTime", "changeType", "clientState",
-        "tenantId", "resource", "resourceData", "encryptedContent", "lifecycleEvent",
-        "organizationId", "sequenceNumber",
-    )
-}  # fmt: skip
-_RESOURCE_DATA_KEYS = {k.lower(): k for k in ("@odata.type", "@odata.id", "@odata.etag", "id")}
-_ENCRYPTED_KEYS = {
-    k.lower(): k
-    for k in ("data", "dataSignature", "dataKey", "encryptionCertificateId",
-              "encryptionCertificateThumbprint")
-}  # fmt: skip
+
+
+def _names(*canonical: str) -> dict[str, str]:
+    """Key spelling -> canonical name: each name, and its lower case for other spellings."""
+    return {spelling: k for k in canonical for spelling in (k, k.lower())}
+
+
+_CANONICAL_KEYS = _names(
+    "id", "subscriptionId", "subscriptionExpirationDateTime", "changeType", "clientState",
+    "tenantId", "resource", "resourceData", "encryptedContent", "lifecycleEvent",
+    "organizationId", "sequenceNumber",
+)  # fmt: skip
+_RESOURCE_DATA_KEYS = _names("@odata.type", "@odata.id", "@odata.etag", "id")
+_ENCRYPTED_KEYS = _names("data", "dataSignature", "dataKey", "encryptionCertificateId",
+                         "encryptionCertificateThumbprint")  # fmt: skip
 MAX_STRING = 4096
 
 
@@ -66,7 +67,10 @@ def _canonical(obj: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     """Keys renamed to their canonical spelling; unknown keys are kept out."""
     out: dict[str, Any] = {}
     for key, value in obj.items():
-        name = names.get(key.lower()) if isinstance(key, str) else None
+        # The usual spelling is found as it is; any other is looked up by its lower case.
+        name = names.get(key)
+        if name is None and isinstance(key, str):
+            name = names.get(key.lower())
         if name is not None:
             out[name] = value
     return out

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from ingest.embedded_redis import RedisServer
 from ingest.enqueue import JOB_FUNCTIONS, SCRIPT_ITEMS, Enqueuer, job_options
 from ingest.notifications import Item
 from tests.e2e.harness import Stack
@@ -145,3 +147,49 @@ class TestLargeBatches:
         assert [job_id is not None for job_id in rest] == [k % 2 == 1 for k in range(n)]
         queue = Queue("ingest", connection=redis_conn, serializer=JSONSerializer)
         assert queue.count == n + 1
+
+
+class TestRounds:
+    """Requests that arrive while a round is in Redis share the next script call; a round that
+    fails fails each of its requests, and the next round stores again."""
+
+    async def test_concurrent_requests_share_script_calls(
+        self, redis_url: str, redis_conn: redis.Redis
+    ) -> None:
+        conn = aioredis.Redis.from_url(redis_url)
+        enqueuer = Enqueuer(conn)
+        burst = 50
+        try:
+            redis_conn.config_resetstat()
+            ids = await asyncio.gather(*(
+                enqueuer.enqueue([item(f"e523d2ed-2966-4b6b-925b-{n:012d}")])
+                for n in range(burst)
+            ))  # fmt: skip
+        finally:
+            await conn.aclose()
+        assert all(job_id is not None for [job_id] in ids)
+        assert len({job_id for [job_id] in ids}) == burst
+        calls = redis_conn.info("commandstats")["cmdstat_evalsha"]["calls"]
+        assert calls <= 3  # one call a request would be 50
+        assert Queue("ingest", connection=redis_conn).count == burst
+
+    async def test_a_failed_round_fails_each_request_and_the_next_stores(self) -> None:
+        with RedisServer() as own:
+            conn = aioredis.Redis.from_url(f"{own.url}/0", socket_connect_timeout=1.0)
+            enqueuer = Enqueuer(conn)
+            try:
+                assert await enqueuer.enqueue([item()]) != [None]
+                own.halt()
+                results = await asyncio.gather(
+                    *(enqueuer.enqueue([item(f"0b0b0b0b-2966-4b6b-925b-{n:012d}")])
+                      for n in range(3)),
+                    return_exceptions=True,
+                )  # fmt: skip
+                assert all(isinstance(r, RedisError) for r in results), results
+                own.restart()
+                [job_id] = await enqueuer.enqueue([item("0c0c0c0c-2966-4b6b-925b-754a88034cc5")])
+            finally:
+                await conn.aclose()
+            assert job_id is not None
+            stored = redis.Redis.from_url(f"{own.url}/0")
+            assert stored.exists(f"rq:job:{job_id}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import time
 from typing import Any
 
 import pytest
@@ -441,6 +443,44 @@ class TestRedisDown:
                 other = p.call_record(cr_id="0b0b0b0b-2966-4b6b-925b-754a88034cc5")
                 assert await post(c, p.body(other)) == 503
                 assert (await c.get("/readyz")).status == 503
+
+
+class TestBursts:
+    """A burst of more requests than the receiver keeps Redis connections waits for one: each
+    gets 202, none a 503 (DESIGN §3.2: 503 only when Redis cannot take the items)."""
+
+    async def test_more_requests_than_connections_while_redis_is_slow(
+        self, settings: Settings, redis_conn: redis.Redis, queue: Queue, metrics: ReceiverMetrics
+    ) -> None:
+        from aiohttp import TCPConnector
+
+        from tests.ingest.conftest import register_known
+
+        register_known(redis_conn)
+        app = create_app(settings, metrics=metrics)
+        burst = 160  # past redis-py's default pool (100) and the receiver's own
+        bodies = [
+            p.body(p.call_record(cr_id=f"e523d2ed-2966-4b6b-925b-{n:012d}")) for n in range(burst)
+        ]
+        async with TestClient(TestServer(app), connector=TCPConnector(limit=0)) as c:
+            assert await post(c, p.body(p.call_record())) == 202  # the registry copy is loaded
+            # Redis holds every write (the enqueue script) until unpaused: each request that
+            # reaches it keeps its connection meanwhile.
+            redis_conn.execute_command("CLIENT", "PAUSE", 20_000, "WRITE")
+            try:
+                tasks = [asyncio.create_task(post(c, body)) for body in bodies]
+                deadline = time.monotonic() + 15
+                # Counted before the enqueue, with no wait in between: once all are, each
+                # request is at the enqueue (holding a connection, waiting for one, or answered).
+                while sample(metrics, "ingest_notifications_received_total",
+                             endpoint="notifications") < burst + 1:  # fmt: skip
+                    assert time.monotonic() < deadline, "the burst did not reach the receiver"
+                    await asyncio.sleep(0.01)
+            finally:
+                redis_conn.execute_command("CLIENT", "UNPAUSE")
+            statuses = await asyncio.gather(*tasks)
+        assert statuses == [202] * burst
+        assert queue.count == burst + 1
 
 
 class TestProbes:
