@@ -26,10 +26,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from core import checks, defaults
+from core import checks
 from core.exceptions import Drop
 from core.settings import Settings
-from ingest import connect, malformed, ops
+from ingest import connect, malformed, ops, pool
 from ingest.bodies import BodyGate, Unread, answer_and_close
 from ingest.bounded import Parser, Refused, Screened, Slicer
 from ingest.drops import DropTally, SecurityLog
@@ -277,15 +277,7 @@ def create_app(settings: Settings, metrics: ReceiverMetrics | None = None) -> we
     app[METRICS].watch_health(HealthCollector(health_conn))
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-        # A bounded pool that makes a request wait for a connection: redis-py's default one
-        # refuses the 101st concurrent request at once (MaxConnectionsError: a 503 while Redis
-        # was fine), and an unbounded one would open a connection per request in a burst.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=defaults.RECEIVER_REDIS_CONNECTIONS,
-            timeout=defaults.RECEIVER_REDIS_WAIT_SECONDS, socket_timeout=2.0,
-            socket_connect_timeout=1.0, health_check_interval=30,
-        )  # fmt: skip
-        conn = aioredis.Redis.from_pool(pool)
+        conn = pool.client(settings.redis_url)
         version = (7, 0, 0)
         try:
             info = await conn.info("server")
