@@ -20,7 +20,7 @@ of at most 1 MiB are in flight against a 32 MiB budget), so a finding is:
 - /healthz slower than STALL_SECONDS meanwhile, the receiver gone, an ERROR in its log, or
   a genuine notification not stored afterwards.
 
-Each finding's request is written to FUZZ_OUT (default: a temporary directory) to replay.
+Each finding's request is written to FUZZ_OUT (default: a new temporary directory) to replay.
 FUZZ_SEED repeats a run (the seed is printed). Exits 1 on a finding.
 """
 
@@ -71,9 +71,12 @@ class Tally:
     closed: Counter[str] = field(default_factory=Counter)  # closed unanswered, by framing
     findings: list[str] = field(default_factory=list)
     healthz_max: float = 0.0
-    out: Path = Path()
+    out: Path | None = None  # made at the first finding
 
     def finding(self, what: str, case: Case) -> None:
+        if self.out is None:
+            self.out = Path(os.environ.get("FUZZ_OUT") or tempfile.mkdtemp(prefix="ingest-fuzz-"))
+            self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / f"finding-{len(self.findings) + 1:03d}.bin"
         path.write_bytes(case.data)
         self.findings.append(f"{what} [{case.kind}] -> {path}")
@@ -236,9 +239,7 @@ def genuine_stored(port: int, material: Material, conn: redis.Redis) -> bool:
 
 
 def main() -> int:
-    out = Path(os.environ.get("FUZZ_OUT") or tempfile.mkdtemp(prefix="ingest-fuzz-"))
-    out.mkdir(parents=True, exist_ok=True)
-    tally = Tally(out=out)
+    tally = Tally()
     material = Material(SUB, STATE, TENANT)
     with RedisServer() as srv, tempfile.NamedTemporaryFile(suffix=".log") as log:
         url = f"{srv.url}/0"

@@ -33,7 +33,6 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from rq import Queue
 from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
@@ -274,7 +273,8 @@ class Enqueuer:
                 batch, self._waiting = self._waiting, []
                 try:
                     results = await self._store(batch)
-                except RedisError as exc:  # each request of the round answers 503
+                except Exception as exc:  # Redis failed, or a bug: each request of the round
+                    # raises it as if it had made the call (a RedisError answers 503).
                     for waiting in batch:
                         if not waiting.done.done():
                             waiting.done.set_exception(exc)
@@ -283,7 +283,7 @@ class Enqueuer:
                     if not waiting.done.done():
                         waiting.done.set_result(flags)
                 batch = []
-        except BaseException:  # cancelled (shutdown), or a bug: no request may wait forever
+        except BaseException:  # cancelled (shutdown): no request may wait forever
             for waiting in batch + self._waiting:
                 waiting.done.cancel()
             self._waiting = []
