@@ -16,12 +16,15 @@ import uuid
 from collections import Counter
 
 
-def notification(tenant: str, sub: str, state: str) -> dict[str, object]:
-    cr_id = str(uuid.uuid4())
+def notification(
+    tenant: str, sub: str, state: str, cr_id: str | None = None, change: str = "created"
+) -> dict[str, object]:
+    """One callRecord notification item (a new callRecord id unless `cr_id` is given)."""
+    cr_id = cr_id or str(uuid.uuid4())
     return {
         "subscriptionId": sub,
         "clientState": state,
-        "changeType": "created",
+        "changeType": change,
         "resource": f"communications/callRecords/{cr_id}",
         "subscriptionExpirationDateTime": "2026-12-03T00:00:00+00:00",
         "resourceData": {

@@ -25,24 +25,15 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 
+import load  # bench/load.py: this script runs from bench/, its sys.path[0]
+
 ANSWER_TIMEOUT = 30.0  # a request with no answer by then counts as an error, not a latency
 
 
 def notification(args: argparse.Namespace, cr_id: str) -> dict[str, object]:
-    return {
-        "id": str(uuid.uuid4()),
-        "subscriptionId": args.sub,
-        "clientState": args.state,
-        "changeType": "updated",
-        "resource": f"communications/callRecords/{cr_id}",
-        "subscriptionExpirationDateTime": "2026-12-03T00:00:00+00:00",
-        "resourceData": {
-            "@odata.type": "#Microsoft.Graph.callRecord",
-            "@odata.id": f"communications/callRecords/{cr_id}",
-            "id": cr_id,
-        },
-        "tenantId": args.tenant,
-    }
+    """bench/load.py's item for a given callRecord, with an id of its own (no redelivery)."""
+    item = load.notification(args.tenant, args.sub, args.state, cr_id, change="updated")
+    return {"id": str(uuid.uuid4()), **item}
 
 
 def request_bytes(args: argparse.Namespace, ids: Iterator[str]) -> bytes:
