@@ -163,15 +163,15 @@ class Demo:
         self.progress("starting the Graph and Salesforce emulators")
         # Port 0: each emulator binds a port the kernel chooses and names it in its ready line,
         # so no other process can take a port between choosing it and binding it.
-        quiet = self._env(redis_url, 0, 0, 0)
+        emulator_env = self._env(redis_url, 0, 0, 0)  # the emulators read none of its URLs
         graph_args = [INGEST, "emulator", "graph", "--port", "0", "--ca-dir", ca_dir,
                       *scenario_args, *self._graph_fault_flags()]  # fmt: skip
-        self.children["graph"] = Child("graph-emulator", graph_args, quiet, self.dir)
+        self.children["graph"] = Child("graph-emulator", graph_args, emulator_env, self.dir)
         # The Salesforce emulator waits for the CA the Graph emulator creates, so both share it.
         graph_port = self.children["graph"].wait_ready_line(30)
         sf_args = [INGEST, "emulator", "salesforce", "--port", "0", "--ca-dir", ca_dir,
                    *scenario_args, *self._salesforce_fault_flags()]  # fmt: skip
-        self.children["salesforce"] = Child("salesforce-emulator", sf_args, quiet, self.dir)
+        self.children["salesforce"] = Child("salesforce-emulator", sf_args, emulator_env, self.dir)
         sf_port = self.children["salesforce"].wait_ready_line(30)
         self.graph = Https(f"https://127.0.0.1:{graph_port}", self.dir / "ca" / "ca.pem")
         self.salesforce = Https(f"https://127.0.0.1:{sf_port}", self.dir / "ca" / "ca.pem")
