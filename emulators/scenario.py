@@ -91,6 +91,7 @@ class Meeting:
     recording: bool
     callrecord_after_s: float = 0.0  # the callRecord exists (and is notified) this long after play
     attendance_report: bool = True  # false: the organizer turned attendance reports off
+    allow_recording: bool = True  # false: recording was turned off in the meeting's options
     # A recurring series' name: meetings sharing it (and their organizer) are occurrences of
     # one online meeting, with one meeting id, join link and thread.
     series: str | None = None
@@ -267,7 +268,8 @@ def _meeting(value: object, path: str, by_upn: dict[str, User]) -> Meeting:
         path,
         required={"id", "subject", "organizer", "start", "end"},
         optional={"participants", "transcript", "transcripts", "transcript_ready_after_s",
-                  "recording", "callrecord_after_s", "attendance_report", "series"},
+                  "recording", "allow_recording", "callrecord_after_s", "attendance_report",
+                  "series"},
     )  # fmt: skip
     organizer = by_upn.get(_address(m["organizer"], f"{path}.organizer").lower())
     if organizer is None:
@@ -280,6 +282,10 @@ def _meeting(value: object, path: str, by_upn: dict[str, User]) -> Meeting:
     if not any(p.kind == "user" and p.upn == organizer.upn for p in people):
         people.insert(0, Participant("user", upn=organizer.upn, name=organizer.name))
     ready = _delay(m, "transcript_ready_after_s", path)
+    recorded = _bool(m.get("recording", False), f"{path}.recording")
+    allowed = _bool(m.get("allow_recording", True), f"{path}.allow_recording")
+    if recorded and not allowed:
+        raise ScenarioError(f"{path}.recording: a meeting with recording turned off has none")
     return Meeting(
         id=_text(m["id"], f"{path}.id"),
         subject=_text(m["subject"], f"{path}.subject"),
@@ -289,7 +295,8 @@ def _meeting(value: object, path: str, by_upn: dict[str, User]) -> Meeting:
         participants=tuple(people),
         transcripts=_transcripts(m, path),
         transcript_ready_after_s=ready,
-        recording=_bool(m.get("recording", False), f"{path}.recording"),
+        recording=recorded,
+        allow_recording=allowed,
         callrecord_after_s=_delay(m, "callrecord_after_s", path),
         attendance_report=_bool(m.get("attendance_report", True), f"{path}.attendance_report"),
         series=_text(m["series"], f"{path}.series") if "series" in m else None,

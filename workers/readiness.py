@@ -117,11 +117,18 @@ class Readiness(Steps):
 
     def _recording_link(self, key: str, state: MeetingState) -> str | None:
         """The `webUrl` of the meeting's recording in a connected organizer's OneDrive, looked
-        up once per meeting (one request, none for an admin-added organizer); never fatal."""
+        up once per meeting (one request; none for an admin-added organizer or a meeting whose
+        options turned recording off); never fatal."""
         if state.recording_checked:
             return state.recording_url
         url: str | None = None
         organizer_id = state.organizer_id or ""
+        if not state.recording_allowed:
+            self.ledger.event(
+                key, "no recording link: recording was turned off in the meeting's options"
+            )
+            self.ledger.update(key, recording_checked_at=self.now())
+            return None
         try:
             files = self.api.recording_files(organizer_id) if organizer_id else None
         except UpstreamPermanent as exc:  # e.g. a consent given before Files.Read was asked

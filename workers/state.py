@@ -40,6 +40,7 @@ class MeetingState:
     push_enqueued: bool = False
     recording_checked: bool = False  # the organizer's OneDrive was looked at (or could not be)
     recording_url: str | None = None
+    recording_allowed: bool = True  # false: the meeting's options turned recording off
     participants: tuple[ResolvedParticipant, ...] = ()
 
     @classmethod
@@ -73,6 +74,7 @@ class MeetingState:
             push_enqueued=bool(raw.get("push_enqueued_at")),
             recording_checked=bool(raw.get("recording_checked_at")),
             recording_url=text("recording_url"),
+            recording_allowed=raw.get("recording_allowed") != "false",
             participants=tuple(ResolvedParticipant(**p) for p in people),
         )
 

@@ -172,6 +172,8 @@ class Steps:
             join_web_url=known.get("join_web_url") or meeting.get("joinWebUrl"),
             start=known.get("start") or meeting.get("startDateTime"),
             end=known.get("end") or meeting.get("endDateTime"),
+            # Only a meeting whose options turned recording off is known to have none.
+            recording_allowed=meeting.get("allowRecording") is not False,
         )
 
     # ending ------------------------------------------------------------------------------

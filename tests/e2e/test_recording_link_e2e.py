@@ -74,6 +74,29 @@ class TestConnectedOrganizer:
             assert "Recording (left on Teams): https://contoso-my.sharepoint.com/" in shown
 
 
+class TestRecordingTurnedOff:
+    """The onlineMeeting says `allowRecording: false` ("Indicates whether recording is enabled
+    for the meeting", Graph's onlineMeetingBase): there can be no recording, so the OneDrive is
+    not listed at all."""
+
+    def test_no_request(self, redis_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+        links = pushed_links(monkeypatch)
+        doc = scenario(meeting("m4", recording=False, allow_recording=False), meeting("m5"))
+        with Stack(doc, redis_url, tmp_path, secret_key=KEY) as stack:
+            connect(stack)
+            stack.ensure_subscriptions()
+            off, on = process(stack, "m4"), process(stack, "m5")
+            assert links["Meeting m4"] is None
+            assert links["Meeting m5"] is not None
+            assert not any("/drive/" in route for r in off.values() for route in r)
+            assert on["delegated"].get(DRIVE) == 1
+            assert total(off) == total(on) - 1, (off, on)
+            shown = explain.render(
+                explain.story(Ledger(stack.conn), stack.world.call_record_id("m4"))
+            )
+            assert "no recording link: recording was turned off in the meeting's options" in shown
+
+
 class TestAdminAddedOrganizer:
     """No delegated Files.Read: no OneDrive request, an empty link, and `ingest explain` says
     why."""

@@ -69,7 +69,8 @@ SCENARIO: dict[str, Any] = {
          "transcript": "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n<v Bob Brown>Hi.</v>\n"},
         {"id": "m-3", "subject": "Follow-up", "organizer": "alice@contoso.com",
          "start": "2026-11-22T15:00:00Z", "end": "2026-11-22T15:30:00Z",
-         "transcript": "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n<v Alice Adams>Bye.</v>\n"},
+         "transcript": "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n<v Alice Adams>Bye.</v>\n",
+         "allow_recording": False},
     ],
 }  # fmt: skip
 
@@ -288,6 +289,12 @@ class TestOnlineMeetings:
             "bob@contoso.com", "carol@fabrikam.com", "ken@wideworldimporters.com"]  # fmt: skip
         one = await meetings.by_online_meeting_id(world.online_meeting_id("m-1")).get()
         assert one.join_web_url == url
+        # Recording is on unless the meeting's options turned it off; recorded or not, the
+        # onlineMeeting does not say (recordAutomatically is an option, off by default).
+        assert (one.allow_recording, one.allow_transcription, one.record_automatically) == (
+            True, True, False)  # fmt: skip
+        off = await meetings.by_online_meeting_id(world.online_meeting_id("m-3")).get()
+        assert off.allow_recording is False
         bobs = sdk(g, clients).users.by_user_id(BOB).online_meetings
         none = await bobs.get(request_configuration=config(filter=f"JoinWebUrl eq '{url}'"))
         assert none.value == []

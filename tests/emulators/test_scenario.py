@@ -145,6 +145,7 @@ BAD = [
     ("meetings.0.transcripts", "WEBVTT\n", r"meetings\[0\].transcripts: must be a list"),
     ("meetings.0.callrecord_after_s", -1, r"callrecord_after_s: must not be negative"),
     ("meetings.0.recording", 1, r"meetings\[0\].recording: must be true or false"),
+    ("meetings.0.allow_recording", "no", r"meetings\[0\].allow_recording: must be true or f"),
     ("meetings.0.participants.1", {"name": "X"}, r"participants\[1\]: needs one of upn, email"),
     ("meetings.0.participants.1", {"upn": "bob@contoso.com", "phone": "+14255550100"},
      r"participants\[1\]: has upn, phone; needs exactly one of"),
@@ -173,6 +174,15 @@ class TestValidation:
     def test_bad_field(self, path: str, value: Any, message: str) -> None:
         with pytest.raises(ScenarioError, match=message):
             parse(_set(path, value))
+
+    def test_recording_turned_off_has_no_recording(self) -> None:
+        d = _set("meetings.0.recording", True)
+        d["meetings"][0]["allow_recording"] = False
+        with pytest.raises(ScenarioError, match=r"meetings\[0\].recording: .*turned off"):
+            parse(d)
+        d["meetings"][0]["recording"] = False
+        assert parse(d).meetings[0].allow_recording is False
+        assert parse(doc()).meetings[0].allow_recording is True
 
     def test_duplicate_meeting_id(self) -> None:
         d = doc()
