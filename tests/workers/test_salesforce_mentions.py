@@ -98,6 +98,36 @@ class TestMentionsWritten:
         assert meeting_row(server)["Mention_Count__c"] == 300
 
 
+class TestLedgerForgot:
+    """When the ledger does not know what an earlier write left (its Redis was lost), the
+    mentions are read from Salesforce: one more call, only for a meeting that has some."""
+
+    def test_tracker_removed_after_the_ledger_was_lost(self, server: Server) -> None:
+        conn, m = server.connection(), recorded()
+        first = stage.write_all(conn, m, TRACKERS, {})
+        start = server.calls()
+        fewer = stage.write_all(conn, m, TRACKERS[:1], None)
+        assert server.calls() - start == 3  # look-ups, the mentions' query, the write
+        assert sorted(r["Tracker__c"] for r in rows(server)) == ["competitors"] * 3
+        # The mentions kept are the same records, not new ones.
+        assert len(fewer.mentions) == 3 and fewer.mentions.items() <= first.mentions.items()
+        assert sorted(fewer.mentions.values()) == sorted(r["Id"] for r in rows(server))
+        assert meeting_row(server)["Mention_Count__c"] == 3
+
+    def test_new_meeting_costs_nothing_more(self, server: Server) -> None:
+        conn = server.connection()
+        start = server.calls()
+        done = stage.write_all(conn, recorded(), TRACKERS, None)
+        assert server.calls() - start == 2 and len(done.mentions) == 5 == len(rows(server))
+
+    def test_meeting_without_mentions_costs_nothing_more(self, server: Server) -> None:
+        conn, m = server.connection(), recorded()
+        stage.write_all(conn, m, (), {})
+        start = server.calls()
+        stage.write_all(conn, m, TRACKERS, None)
+        assert server.calls() - start == 2 and len(rows(server)) == 5
+
+
 class TestOrgWithoutMentions:
     """An org deployed before trackers existed still gets its meeting, without mentions."""
 
@@ -133,6 +163,13 @@ class TestPushRemembers:
             stage.push(recorded())
             assert server.calls() - start == 2
             assert [r["Tracker__c"] for r in rows(server)] == ["competitors"] * 2
+            kept = Ledger(redis_conn).meeting("m-mentions")["mention_ids"]
+            assert sorted(r["Id"] for r in rows(server)) == sorted(json.loads(kept).values())
+            # Redis is lost; the tracker goes too: its mentions still go from Salesforce.
+            redis_conn.flushdb()
+            policy.write_text('[trackers]\npricing = ["discount"]\n')
+            stage.push(recorded())
+            assert [r["Tracker__c"] for r in rows(server)] == ["pricing"] * 2
             kept = Ledger(redis_conn).meeting("m-mentions")["mention_ids"]
             assert sorted(r["Id"] for r in rows(server)) == sorted(json.loads(kept).values())
         finally:

@@ -6,19 +6,26 @@ deletes, by Id, the mentions an earlier run wrote that this run no longer finds 
 removed or changed). Which mentions were written, and their Ids, the pipeline's ledger
 remembers (the look-up round has no room for a sixth query: Salesforce allows five queries
 and collections in one composite).
+
+When the ledger does not know (its Redis was lost, or the meeting was written before it
+kept them), the look-up round also reads the meeting row by its key (a row read, not a
+query): a meeting that already has mentions costs one more call, a query of its mentions,
+so that the write still deletes those no longer found. A new meeting costs nothing more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from workers.meeting import ResolvedMeeting
-from workers.salesforce import mapping, records
+from workers.salesforce import mapping, matching, records
 from workers.trackers import MAX_WRITTEN, Mention
 
 UPSERT_REF = "mentions"
 DELETE_REF = "mentionsGone"
+BEFORE_REF = "meetingBefore"  # the look-up round's read of the meeting row, when needed
 OFFSET_DIGITS = 9  # Offset_Seconds__c: Number(10, 1)
 
 
@@ -102,3 +109,40 @@ def written_now(
             if isinstance(item, dict) and item.get("id"):
                 now[str(row[records.MENTION_KEY])] = str(item["id"])
     return now
+
+
+def before_request(meeting: ResolvedMeeting, version: str) -> dict[str, Any]:
+    """The look-up subrequest that reads the meeting row (404 when it was never written)."""
+    key = quote(records.meeting_external_key(meeting), safe="")
+    return {
+        "method": "GET",
+        "url": f"/services/data/v{version}/sobjects/{records.MEETING}/{records.MEETING_KEY}/"
+        f"{key}?fields=Id,Mention_Count__c",
+        "referenceId": BEFORE_REF,
+    }
+
+
+def existing_query(meeting_id: str) -> str:
+    """The SOQL that lists a meeting's mentions (at most 200 were ever written)."""
+    return (
+        f"SELECT Id, {records.MENTION_KEY} FROM {records.MENTION} "  # noqa: S608
+        f"WHERE Meeting__c = {matching.soql_quote(meeting_id)} LIMIT 2000"
+    )
+
+
+def meeting_with_mentions(answer: tuple[int, Any] | None) -> str | None:
+    """The meeting's Id when the row read found it with mentions, else None."""
+    if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
+        return None
+    count = answer[1].get("Mention_Count__c")
+    found = answer[1].get("Id")
+    return str(found) if found and isinstance(count, int | float) and count > 0 else None
+
+
+def by_key(rows: Any) -> dict[str, str]:
+    """Mention key -> Id of the rows a query answered."""
+    out: dict[str, str] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and row.get("Id") and row.get(records.MENTION_KEY):
+            out[str(row[records.MENTION_KEY])] = str(row["Id"])
+    return out

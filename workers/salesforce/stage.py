@@ -72,7 +72,8 @@ def push(meeting: ResolvedMeeting) -> dict[str, str]:
     ctx = context.current()
     tracked = policy_config.from_settings(ctx.settings).trackers
     ledger = Ledger(ctx.redis)
-    before = json.loads(ledger.meeting(meeting.meeting_key).get(MENTION_IDS) or "{}")
+    kept = ledger.meeting(meeting.meeting_key).get(MENTION_IDS)
+    before = json.loads(kept) if kept else None  # None: not known here, read from Salesforce
     done = write_all(ctx.resource("salesforce", connect), meeting, tracked, before)
     ledger.update(meeting.meeting_key, **{MENTION_IDS: done.mentions})
     return done.ids
@@ -87,9 +88,12 @@ def write_all(
     conn: Connection,
     meeting: ResolvedMeeting,
     tracked: tuple[tuple[str, tuple[str, ...]], ...],
-    mentions_written: dict[str, str],
+    mentions_written: dict[str, str] | None,
 ) -> Written:
-    """`push` with an explicit connection and trackers (tests, and callers holding their own)."""
+    """`push` with an explicit connection and trackers (tests, and callers holding their own).
+
+    `mentions_written` is what an earlier write left (mention key -> Id); None when that is
+    not known, and then Salesforce is asked."""
     if len(meeting.participants) > MAX_PARTICIPANTS:
         raise UpstreamPermanent(
             f"{len(meeting.participants)} participants: at most {MAX_PARTICIPANTS} fit one write"
@@ -101,20 +105,20 @@ def write_all(
     transcript = mapping.combined(parsed)
     client = conn.client
     calls = client.calls
+    lookups = matching.lookup_requests(meeting, client.api_version)
+    recover = mentions_written is None and records.MENTION in conn.schema.objects
+    if recover:
+        lookups.append(mentions.before_request(meeting, client.api_version))
+    allowed = {records.transcript_ref(i): (404,) for i in range(len(parsed))}
     looked_up = outcome.results(
-        client.restful(
-            "composite",
-            "POST",
-            {
-                "allOrNone": False,
-                "compositeRequest": matching.lookup_requests(meeting, client.api_version),
-            },
-        ),
-        allowed={records.transcript_ref(i): (404,) for i in range(len(parsed))},
+        client.restful("composite", "POST", {"allOrNone": False, "compositeRequest": lookups}),
+        allowed={**allowed, mentions.BEFORE_REF: (404,)},
         meeting_key=meeting.meeting_key,
     )
     for ref, (_, body) in looked_up.items():
         _read_all_pages(client, ref, body)
+    if mentions_written is None:
+        mentions_written = _mentions_before(client, meeting, looked_up) if recover else {}
     found = matching.parse_lookup(looked_up)
     talk = mapping.talk_seconds(meeting, transcript)
     addresses = matching.emails(meeting)
@@ -266,6 +270,21 @@ def _read_all_pages(client: SalesforceClient, ref: str, body: Any) -> None:
             for name, value in row.items():
                 if isinstance(value, dict) and "records" in value:
                     _read_all_pages(client, f"{ref}.{name}", value)
+
+
+def _mentions_before(
+    client: SalesforceClient, meeting: ResolvedMeeting, looked_up: dict[str, tuple[int, Any]]
+) -> dict[str, str]:
+    """The mentions Salesforce holds for a meeting the ledger knows nothing of: none for a new
+    meeting (no call), else one query (one more call)."""
+    meeting_id = mentions.meeting_with_mentions(looked_up.get(mentions.BEFORE_REF))
+    if meeting_id is None:
+        return {}
+    body = client.restful(f"query?q={quote(mentions.existing_query(meeting_id), safe='')}")
+    _read_all_pages(client, "mentions_before", body)
+    found = mentions.by_key(body.get("records") if isinstance(body, dict) else None)
+    log.info("salesforce_mentions_read", meeting_key=meeting.meeting_key, mentions=len(found))
+    return found
 
 
 def _id(result: tuple[int, Any]) -> str:
