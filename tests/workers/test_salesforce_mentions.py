@@ -144,6 +144,21 @@ class TestOrgWithoutMentions:
             assert done.mentions == {} and "Teams_Meeting_Mention__c" not in srv.dump()
             assert "Mention_Count__c" not in meeting_row(srv)
 
+    def test_without_the_count_the_row_is_not_read(self, ca_dir: Path, tmp_path: Path) -> None:
+        """Mentions deployed but not Mention_Count__c: the meeting row's read would be refused
+        (INVALID_FIELD), so it is not made, and the write goes through as before."""
+        project = tmp_path / "salesforce"
+        shutil.copytree(DEFAULT_DIR, project)
+        fields = project / "force-app" / "main" / "default" / "objects" / "Teams_Meeting__c"
+        (fields / "fields" / "Mention_Count__c.field-meta.xml").unlink()
+        with Server(Config(metadata_dir=project), ca_dir) as srv:
+            conn = srv.connection()
+            assert conn.schema.objects == {"Teams_Meeting_Mention__c"}
+            stage.write_all(conn, recorded(), TRACKERS, {})
+            start = srv.calls()
+            done = stage.write_all(conn, recorded(), TRACKERS, None)
+            assert srv.calls() - start == 2 and len(done.mentions) == 5 == len(rows(srv))
+
 
 class TestPushRemembers:
     """`push` reads the trackers from POLICY_FILE and keeps the mentions' ids in the ledger."""

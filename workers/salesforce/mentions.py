@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from workers.meeting import ResolvedMeeting
 from workers.salesforce import mapping, matching, records
+from workers.salesforce.schema import Schema
 from workers.trackers import MAX_WRITTEN, Mention
 
 UPSERT_REF = "mentions"
@@ -109,6 +110,12 @@ def written_now(
             if isinstance(item, dict) and item.get("id"):
                 now[str(row[records.MENTION_KEY])] = str(item["id"])
     return now
+
+
+def readable(schema: Schema) -> bool:
+    """Whether the org has the mentions and the meeting's count of them."""
+    counted = "Mention_Count__c" in schema.optional.get(records.MEETING, frozenset())
+    return records.MENTION in schema.objects and counted
 
 
 def before_request(meeting: ResolvedMeeting, version: str) -> dict[str, Any]:

@@ -106,13 +106,15 @@ def write_all(
     client = conn.client
     calls = client.calls
     lookups = matching.lookup_requests(meeting, client.api_version)
-    recover = mentions_written is None and records.MENTION in conn.schema.objects
+    # The meeting row says whether it has mentions only where Mention_Count__c is deployed.
+    recover = mentions_written is None and mentions.readable(conn.schema)
     if recover:
         lookups.append(mentions.before_request(meeting, client.api_version))
-    allowed = {records.transcript_ref(i): (404,) for i in range(len(parsed))}
+    refs = [records.transcript_ref(i) for i in range(len(parsed))] + [mentions.BEFORE_REF]
+    allowed: dict[str, tuple[int, ...]] = dict.fromkeys(refs, (404,))
     looked_up = outcome.results(
         client.restful("composite", "POST", {"allOrNone": False, "compositeRequest": lookups}),
-        allowed={**allowed, mentions.BEFORE_REF: (404,)},
+        allowed=allowed,
         meeting_key=meeting.meeting_key,
     )
     for ref, (_, body) in looked_up.items():
