@@ -39,6 +39,11 @@ class ReceiverMetrics:
         self.enqueue_failures = Counter(
             "ingest_enqueue_failures", "Requests answered 503 because Redis failed", registry=r
         )
+        self.closed_without_request = Counter(
+            "ingest_connections_closed_without_request",
+            "Connections closed because no request head arrived in time (ingest serve)",
+            registry=r,
+        )  # fmt: skip
         self.enqueue_seconds = Histogram(
             "ingest_enqueue_seconds", "Time to store one request's items in Redis",
             buckets=_LATENCY_BUCKETS, registry=r,
