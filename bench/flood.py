@@ -7,7 +7,9 @@ max), the slowest /healthz answer meanwhile and how much the receiver's log grew
 
 With `--pid`, then the slow-body flood (issue 12): 400 connections each send 90% of a
 1 MiB body and stall. Prints how the receiver answered them, how long until it had closed
-them all, and its RSS at the start, at the peak and one minute after.
+them all, and its RSS at the start, at the peak and one minute after. Then 1,000 silent
+connections (half send nothing, half a request head that never ends): when the receiver
+closed them, `/healthz` meanwhile and its RSS.
 
     python bench/flood.py --port P [--log FILE] [--pid PID] [--slow-only]
                           [--sub S --state C --tenant T]
@@ -181,6 +183,56 @@ def slow_bodies(port: int, pid: int, n: int = 400, size: int = 1024 * 1024,
           f"{at_close:.0f} MB, {after_s:.0f} s later {rss_mb(pid):.0f} MB")  # fmt: skip
 
 
+def silent_connections(port: int, pid: int, n: int = 1000, cap_s: float = 60.0) -> None:
+    """Open `n` connections, half sending nothing and half a request head that never ends
+    (slowloris); report when the receiver closed them, `/healthz` meanwhile and its RSS."""
+    start = rss_mb(pid)
+    t0 = time.monotonic()
+    sel = selectors.DefaultSelector()
+    for i in range(n):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        if i % 2:
+            sock.sendall(b"POST /graph/notifications HTTP/1.1\r\nHost: bench\r\nX-Slow: a")
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ)
+    opened_s = time.monotonic() - t0
+    peak = rss_mb(pid)
+    healthz = _healthz_ms(port)
+    closed_at: list[float] = []
+    while sel.get_map() and time.monotonic() - t0 < cap_s:
+        for key, _ in sel.select(timeout=1.0):
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                data = b""
+            if not data:  # closed by the receiver
+                sel.unregister(sock)
+                sock.close()
+                closed_at.append(time.monotonic() - t0)
+        peak = max(peak, rss_mb(pid))
+    still_open = len(sel.get_map())
+    for key in list(sel.get_map().values()):
+        sel.unregister(key.fileobj)
+        key.fileobj.close()  # type: ignore[union-attr]
+    first = f"{min(closed_at):.1f}" if closed_at else "-"
+    last = f"{max(closed_at):.1f}" if closed_at else "-"
+    print(f"silent connections: {n} opened in {opened_s:.1f} s (half send nothing, half a head "
+          f"that never ends); /healthz meanwhile {healthz:.1f} ms")  # fmt: skip
+    print(f"  closed by the receiver: {len(closed_at)}, from {first} s to {last} s after the "
+          f"first opened; still open after {cap_s:.0f} s: {still_open}")  # fmt: skip
+    print(f"  receiver RSS: start {start:.0f} MB, peak {peak:.0f} MB, when closed "
+          f"{rss_mb(pid):.0f} MB")  # fmt: skip
+
+
+def _healthz_ms(port: int) -> float:
+    t = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as r:
+        r.read()
+    return (time.perf_counter() - t) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -195,6 +247,7 @@ def main() -> None:
         run(args.port, args.log, args.sub, args.state, args.tenant)
     if args.pid:
         slow_bodies(args.port, args.pid)
+        silent_connections(args.port, args.pid)
 
 
 if __name__ == "__main__":

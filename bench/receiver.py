@@ -151,6 +151,8 @@ def main() -> int:
             flood.run(ports["receiver"], Path(log.name), SUB, STATE, TENANT)
             print()
             flood.slow_bodies(ports["receiver"], procs["receiver"].pid)
+            print()
+            flood.silent_connections(ports["receiver"], procs["receiver"].pid)
         finally:
             for proc in procs.values():
                 proc.terminate()
