@@ -90,15 +90,17 @@ def document(scenario: Scenario, run: DemoRun) -> dict[str, Any]:
     return doc
 
 
-def summary(found: dict[str, Any], recorded: bool) -> str:
+def summary(found: dict[str, Any], recorded: bool, allowed: bool = True) -> str:
     """One line: speakers, internal talk ratio, questions, mentions per tracker, and the
-    recording: linked, or left unlinked (its organizer did not connect: no Files.Read)."""
+    recording: linked, left unlinked (its organizer did not connect: no Files.Read), none, or
+    turned off in the meeting's options (its OneDrive was not even listed)."""
     ratio = found["internal_talk_ratio"]
     mentions = ", ".join(f"{t} {n}" for t, n in found["mentions"].items()) or "none"
     recording = (
         "recording linked" if found["recording_url"]
         else "recording not linked (organizer not connected)" if recorded
-        else "no recording"
+        else "no recording" if allowed
+        else "recording turned off (OneDrive not listed)"
     )  # fmt: skip
     return (
         f"speakers {found['speaker_count'] or 0}, "
@@ -137,9 +139,10 @@ def table(scenario: Scenario, run: DemoRun, doc: dict[str, Any]) -> str:
             f"{m['reason'] or '-':<26} {m['outcome']:<14} {m['salesforce_id'] or '-'}"
         )
     lines += ["", "Insights (pushed meetings):"]
-    recorded = {m.id: m.recording for m in scenario.meetings}
+    by_id = {m.id: m for m in scenario.meetings}
     lines += [
-        f"{m['id']:<8} {summary(m['insights'], recorded[m['id']])}"
+        f"{m['id']:<8} "
+        f"{summary(m['insights'], by_id[m['id']].recording, by_id[m['id']].allow_recording)}"
         for m in doc["meetings"]
         if m["insights"]
     ]

@@ -312,6 +312,10 @@ class TestDefaultScenario:
         )
         assert any(p.tenant == s.tenant.id for p in by_id["m-011"].participants)
         assert any(m.recording for m in s.meetings)
+        # A connected organizer's meeting with recording turned off: no OneDrive listing.
+        assert (
+            not by_id["m-014"].allow_recording and by_id["m-014"].organizer == "alice@contoso.com"
+        )
         assert all(m.subject and not m.subject.startswith("m-") for m in s.meetings)
         assert {"Account", "Contact", "Lead", "Opportunity"} <= set(s.salesforce)
 

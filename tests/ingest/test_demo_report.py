@@ -70,6 +70,22 @@ def test_insights_read_from_salesforce_and_summarised() -> None:
     assert "recording not linked (organizer not connected)" in text
 
 
+def test_recording_turned_off_is_said() -> None:
+    """m-014's options turned recording off: the line says its OneDrive was not listed."""
+    scenario = load()
+    off = next(m for m in scenario.meetings if not m.allow_recording)
+    assert off.id == "m-014" and not off.recording
+    run = DemoRun(
+        meetings={off.id: {"decision": "eligible", "reason": "external_participants",
+                           "outcome": "pushed", "salesforce_ids": {"meeting": "a01C"}}},
+        salesforce_dump={"Teams_Meeting__c": [{"Id": "a01C", "Speaker_Count__c": 4.0}]},
+        settled=True,
+    )  # fmt: skip
+    text = table(scenario, run, document(scenario, run))
+    (line,) = [x for x in text.splitlines() if x.startswith(f"{off.id:<8} speakers")]
+    assert line.endswith("recording turned off (OneDrive not listed)")
+
+
 def test_scenario_policy_becomes_the_policy_file() -> None:
     """The demo's POLICY_FILE holds the default scenario's policy, `[trackers]` a table, as
     the product reads it (DESIGN §4)."""
