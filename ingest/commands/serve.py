@@ -79,8 +79,9 @@ class InFlight:
         def head_due(handler: RequestHandler) -> None:
             if handler in self.awaiting_head:
                 self.awaiting_head.discard(handler)
-                closed.inc()
-                handler.force_close()
+                if handler.transport is not None:  # not closed already (a refused head)
+                    closed.inc()
+                    handler.force_close()
 
         def connection_made(handler: RequestHandler, transport: asyncio.Transport) -> None:
             made(handler, transport)

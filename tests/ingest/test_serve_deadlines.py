@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
@@ -43,6 +43,14 @@ async def receiver(
 async def closed_by_receiver(reader: asyncio.StreamReader) -> bytes:
     """Everything the receiver sent until it closed the connection."""
     return await asyncio.wait_for(reader.read(), CLOSED_WITHIN)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for `condition`, within CLOSED_WITHIN."""
+    deadline = asyncio.get_running_loop().time() + CLOSED_WITHIN
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
 
 
 def closed_count(app: web.Application) -> float:
@@ -87,6 +95,23 @@ class TestConnectionDeadlines:
             sender.cancel()
             writer.close()
         assert closed_count(app) == 1
+
+    async def test_refused_head_is_not_counted(
+        self, receiver: tuple[web.Application, serve.InFlight, int]
+    ) -> None:
+        """A head aiohttp refuses (400) closes the connection at once; the deadline does not
+        count it again."""
+        app, in_flight, port = receiver
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /\x00 HTTP/1.1\r\nHost: receiver\r\n\r\n")
+        await writer.drain()
+        try:
+            answer = await closed_by_receiver(reader)
+        finally:
+            writer.close()
+        assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+        await until(lambda: not in_flight.awaiting_head)  # its deadline has come
+        assert closed_count(app) == 0
 
     async def test_answered_then_idle_is_closed(
         self, receiver: tuple[web.Application, serve.InFlight, int]
