@@ -47,6 +47,18 @@ def request_bytes(args: argparse.Namespace) -> bytes:
     return head.encode() + body
 
 
+async def read_answer(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 answer (head and Content-Length body); its status."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    if length:
+        await reader.readexactly(length)
+    return int(head[9:12])
+
+
 async def connection(
     args: argparse.Namespace, stop_at: float, lat: list[float], statuses: Counter[int]
 ) -> None:
@@ -56,14 +68,7 @@ async def connection(
             data = request_bytes(args)  # a new callRecord id every time: no dedupe shortcut
             t0 = time.perf_counter()
             writer.write(data)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if length:
-                await reader.readexactly(length)
+            status = await read_answer(reader)
             lat.append(time.perf_counter() - t0)
             statuses[status] += 1
     finally:

@@ -68,7 +68,7 @@ class Run:
         self.behind.append(time.perf_counter() - due)
         try:
             writer.write(data)
-            status = await asyncio.wait_for(self._answer(reader), ANSWER_TIMEOUT)
+            status = await asyncio.wait_for(load.read_answer(reader), ANSWER_TIMEOUT)
         except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
             self.errors[type(exc).__name__] += 1
             writer.close()
@@ -76,16 +76,6 @@ class Run:
         self.latencies.append(time.perf_counter() - due)
         self.statuses[status] += 1
         self.idle.append((reader, writer))
-
-    async def _answer(self, reader: asyncio.StreamReader) -> int:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        if length:
-            await reader.readexactly(length)
-        return int(head[9:12])
 
 
 async def main(args: argparse.Namespace) -> None:
